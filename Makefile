@@ -1,0 +1,41 @@
+# One place for every command: CI (.ci/run) and the README call these targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SOURCES := sqsx sqsx_lambda tests examples bench
+
+.PHONY: help venv lint format test test-fast demo bench clean
+
+help:
+	@echo "make test   - set up .venv, lint (ruff, mypy --strict, cfn-lint) and run every test"
+	@echo "make demo   - run the demo on an embedded local SQS"
+	@echo "make bench  - run the benchmarks and print the table"
+	@echo "make lint   - ruff and mypy only"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,lambda,local]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/mypy
+	@if [ -f template.yaml ]; then $(BIN)/cfn-lint template.yaml; fi
+
+format: venv
+	$(BIN)/ruff check --fix $(SOURCES)
+	$(BIN)/ruff format $(SOURCES)
+
+test: lint
+	$(BIN)/pytest
+
+test-fast: venv
+	$(BIN)/pytest -m "not fault"
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,154 @@
+"""The wire format of a task, and the size SQS counts for a message.
+
+A task travels as:
+
+- body: URL-safe base64 of the JSON object ``{"kwargs": {...}}`` (as sqsx 0.7 writes it);
+- message attribute ``TaskName``: ``{"DataType": "String", "StringValue": <task name>}``.
+
+JSON is the only serialisation: nothing received is unpickled or evaluated.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqsx.exceptions import MessageDecodeError, MessageTooLargeError
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "TASK_NAME_ATTRIBUTE",
+    "Task",
+    "check_size",
+    "decode_task",
+    "encode_kwargs",
+    "message_size",
+    "task_attributes",
+]
+
+#: SQS's maximum message size since August 2025: 1 MiB, body plus attributes.
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
+
+#: The message attribute that names a task.
+TASK_NAME_ATTRIBUTE = "TaskName"
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A decoded task: its name and the keyword arguments for its handler."""
+
+    name: str
+    kwargs: dict[str, Any]
+
+
+def encode_kwargs(kwargs: Mapping[str, Any]) -> str:
+    """The message body for ``kwargs``: URL-safe base64 of ``{"kwargs": kwargs}`` as JSON.
+
+    Raises:
+        TypeError: a value is not JSON-serialisable (the message names its type).
+    """
+    try:
+        payload = json.dumps({"kwargs": dict(kwargs)})
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"task kwargs must be JSON-serialisable: {err}") from err
+    return base64.urlsafe_b64encode(payload.encode("utf-8")).decode("ascii")
+
+
+def task_attributes(task_name: str) -> dict[str, dict[str, str]]:
+    """The message attributes that carry ``task_name``."""
+    if not isinstance(task_name, str) or not task_name:
+        raise ValueError(f"task_name must be a non-empty string, got {task_name!r}")
+    return {TASK_NAME_ATTRIBUTE: {"DataType": "String", "StringValue": task_name}}
+
+
+def decode_task(body: str | None, attributes: Mapping[str, Any] | None) -> Task:
+    """Decode a received message into a ``Task``.
+
+    Args:
+        body: the message body as SQS returned it.
+        attributes: the message attributes in boto3's ReceiveMessage shape.
+
+    Raises:
+        MessageDecodeError: with the reason, for any body or attribute that is not in the
+            wire format. No other exception type escapes.
+    """
+    name = _task_name(attributes)
+    if not isinstance(body, str):
+        raise MessageDecodeError("body is missing")
+    try:
+        raw = base64.b64decode(_padded(body).encode("ascii"), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError) as err:
+        raise MessageDecodeError(f"body is not base64: {err}") from err
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise MessageDecodeError(f"body is not UTF-8 text: {err.reason}") from err
+    except RecursionError as err:
+        raise MessageDecodeError("body JSON is nested too deeply") from err
+    except ValueError as err:
+        raise MessageDecodeError(f"body is not JSON: {err}") from err
+    if not isinstance(payload, dict):
+        raise MessageDecodeError(f"body JSON is a {type(payload).__name__}, not an object")
+    if "kwargs" not in payload:
+        raise MessageDecodeError('body JSON has no "kwargs" key')
+    kwargs = payload["kwargs"]
+    if not isinstance(kwargs, dict):
+        raise MessageDecodeError(f'"kwargs" is a {type(kwargs).__name__}, not an object')
+    return Task(name=name, kwargs=kwargs)
+
+
+def _padded(body: str) -> str:
+    # Some producers strip base64 padding; restore it rather than reject the task.
+    return body + "=" * (-len(body) % 4)
+
+
+def _task_name(attributes: Mapping[str, Any] | None) -> str:
+    attribute = (attributes or {}).get(TASK_NAME_ATTRIBUTE)
+    if attribute is None:
+        raise MessageDecodeError(f"message attribute {TASK_NAME_ATTRIBUTE} is missing")
+    if not isinstance(attribute, Mapping):
+        raise MessageDecodeError(f"message attribute {TASK_NAME_ATTRIBUTE} is malformed")
+    data_type = attribute.get("DataType")
+    if not isinstance(data_type, str) or not data_type.startswith("String"):
+        raise MessageDecodeError(
+            f"message attribute {TASK_NAME_ATTRIBUTE} has DataType {data_type!r}, not String"
+        )
+    value = attribute.get("StringValue")
+    if not isinstance(value, str) or not value:
+        raise MessageDecodeError(f"message attribute {TASK_NAME_ATTRIBUTE} is empty")
+    return value
+
+
+def message_size(body: str, attributes: Mapping[str, Mapping[str, Any]] | None = None) -> int:
+    """Bytes SQS counts against its size limit: the UTF-8 body plus, for every message
+    attribute, its name, its data type and its value."""
+    size = len(body.encode("utf-8"))
+    for name, attribute in (attributes or {}).items():
+        size += len(name.encode("utf-8"))
+        size += len(str(attribute.get("DataType", "")).encode("utf-8"))
+        if "StringValue" in attribute:
+            size += len(str(attribute["StringValue"]).encode("utf-8"))
+        if "BinaryValue" in attribute:
+            value = attribute["BinaryValue"]
+            size += len(value if isinstance(value, bytes | bytearray) else str(value).encode())
+    return size
+
+
+def check_size(
+    body: str,
+    attributes: Mapping[str, Mapping[str, Any]] | None,
+    limit: int,
+) -> int:
+    """Return the message's size in bytes, or raise if it is over ``limit`` bytes.
+
+    Raises:
+        MessageTooLargeError: a ``ValueError`` that states the size and the limit.
+    """
+    size = message_size(body, attributes)
+    if size > limit:
+        raise MessageTooLargeError(size, limit)
+    return size

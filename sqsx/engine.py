@@ -1,0 +1,379 @@
+"""The polling engine: receivers, handler threads, batched acks, and the stop sequence.
+
+Threads with fixed roles:
+
+- receivers (1 to 8) long-poll SQS whenever the handlers are about to run dry, so the
+  next batch is in hand before the current one is done: there is no batch barrier;
+- ``max_threads`` handler threads run messages through the ``Dispatcher``;
+- one timer thread drives the heartbeat and sends partial batches of acks;
+- small pools send DeleteMessageBatch and ChangeMessageVisibilityBatch calls.
+
+Stop sequence (started by the ``stop`` event; setting it again is harmless): stop
+receiving; give back received but unstarted messages at once (visibility 0); let running
+handlers finish, up to ``stop_timeout`` (or until ``force`` is set); give an in-flight long
+poll a short grace and release what it brings; flush pending acks and visibility changes.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from sqsx.batching import BatchFlusher
+from sqsx.dispatch import Dispatcher, Outcome, Verdict
+from sqsx.exceptions import QueueUnavailableError
+from sqsx.message import Message
+from sqsx.options import ConsumeOptions
+from sqsx.sqs import (
+    BatchEntry,
+    SqsClient,
+    delete_batch,
+    error_code,
+    is_permanent,
+)
+from sqsx.stats import Stats
+from sqsx.visibility import VisibilityKeeper
+
+__all__ = ["Engine"]
+
+logger = logging.getLogger("sqsx.engine")
+
+_TICK_SECONDS = 0.05
+_ERROR_BACKOFF_FIRST = 0.5
+_ERROR_BACKOFF_CAP = 20.0
+_FLUSH_SECONDS = 10.0
+_RECEIVER_GRACE_SECONDS = 1.0
+_DEFAULT_VISIBILITY_TIMEOUT = 30
+
+
+class _Inbox:
+    """Received messages waiting for a handler thread, and the count of running ones."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self._waiting: deque[Message] = deque()
+        self.running = 0
+        self.closed = False
+
+    def put(self, messages: Sequence[Message]) -> bool:
+        """Queue ``messages``; ``False`` (nothing queued) once the inbox is closed."""
+        with self.cond:
+            if self.closed:
+                return False
+            self._waiting.extend(messages)
+            self.cond.notify(len(messages))
+            return True
+
+    def take(self) -> Message | None:
+        """The next message to run, or ``None`` once the inbox is closed."""
+        with self.cond:
+            while not self._waiting and not self.closed:
+                self.cond.wait()
+            if self.closed:
+                return None
+            self.running += 1
+            return self._waiting.popleft()
+
+    def done(self) -> None:
+        with self.cond:
+            self.running -= 1
+            self.cond.notify_all()
+
+    def wait_for_room(self, limit: int) -> bool:
+        """Block until at most ``limit`` messages are in hand; ``False`` once closed."""
+        with self.cond:
+            while self.running + len(self._waiting) > limit and not self.closed:
+                self.cond.wait()
+            return not self.closed
+
+    def in_hand(self) -> int:
+        with self.cond:
+            return self.running + len(self._waiting)
+
+    def close(self) -> list[Message]:
+        """Refuse further messages and return those never started."""
+        with self.cond:
+            self.closed = True
+            waiting = list(self._waiting)
+            self._waiting.clear()
+            self.cond.notify_all()
+            return waiting
+
+    def wait_idle(self, deadline: float | None, force: threading.Event) -> bool:
+        """Wait until nothing runs (or ``deadline``/``force``); ``True`` when idle."""
+        with self.cond:
+            while self.running or (self._waiting and not self.closed):
+                if force.is_set():
+                    return False
+                timeout = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+                if timeout <= 0:
+                    return False
+                self.cond.wait(timeout)
+            return True
+
+
+class Engine:
+    """One run of ``consume_messages`` on one queue.
+
+    Args:
+        client: the SQS client (share one across threads; size its connection pool).
+        queue_url: the queue.
+        dispatcher: the processing core.
+        stats: counters to feed.
+        options: validated ``consume_messages`` options.
+        stop: set to stop gracefully (``exit_gracefully`` and the first signal set it).
+        force: set to stop without waiting for running handlers (the second signal).
+    """
+
+    def __init__(
+        self,
+        client: SqsClient,
+        queue_url: str,
+        dispatcher: Dispatcher,
+        stats: Stats,
+        options: ConsumeOptions,
+        stop: threading.Event,
+        force: threading.Event,
+    ) -> None:
+        self._client = client
+        self._url = queue_url
+        self._dispatcher = dispatcher
+        self._stats = stats
+        self._options = options
+        self._stop = stop
+        self._force = force
+        self._inbox = _Inbox()
+        self._fatal: BaseException | None = None
+        self._timer_done = threading.Event()
+        self._polling = threading.Event()  # set while receives bring messages in
+        self._keeper: VisibilityKeeper
+        self._deletes: BatchFlusher
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Consume until stopped (or one receive, without ``run_forever``), then clean up.
+
+        Raises:
+            QueueUnavailableError: SQS answered with an error retrying cannot fix.
+        """
+        options = self._options
+        timeout = options.visibility_timeout or self._queue_visibility_timeout()
+        self._keeper = VisibilityKeeper(self._client, self._url, timeout)
+        self._deletes = BatchFlusher(
+            "DeleteMessageBatch",
+            functools.partial(delete_batch, self._client, self._url),
+            self._url,
+            max_delay=options.ack_delay_seconds,
+            workers=max(1, min(4, math.ceil(options.max_threads / 8))),
+        )
+        threads = [self._spawn(self._timer_loop, "sqsx-timer")]
+        threads += [
+            self._spawn(self._handle_loop, f"sqsx-handler-{i}") for i in range(options.max_threads)
+        ]
+        receivers: list[threading.Thread] = []
+        try:
+            if options.run_forever:
+                receivers = [
+                    self._spawn(functools.partial(self._receive_loop, i), f"sqsx-receiver-{i}")
+                    for i in range(self._receiver_count())
+                ]
+                while not self._stop.wait(0.2):
+                    if not any(r.is_alive() for r in receivers):
+                        break
+            else:
+                self._receive_once()
+                self._inbox.wait_idle(None, self._stop)
+        finally:
+            self._shutdown(receivers, threads)
+        if self._fatal is not None:
+            raise QueueUnavailableError(
+                f"SQS refused {self._url}: {error_code(self._fatal)}"
+            ) from self._fatal
+
+    def _receiver_count(self) -> int:
+        options = self._options
+        if options.receivers is not None:
+            return options.receivers
+        return max(1, min(8, math.ceil(options.max_threads / options.max_messages), 4))
+
+    def _spawn(self, target: Callable[[], None], name: str) -> threading.Thread:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    def _queue_visibility_timeout(self) -> int:
+        try:
+            response = self._client.get_queue_attributes(
+                QueueUrl=self._url, AttributeNames=["VisibilityTimeout"]
+            )
+            return int(response["Attributes"]["VisibilityTimeout"])
+        except Exception as err:
+            if is_permanent(err):
+                raise QueueUnavailableError(f"SQS refused {self._url}: {error_code(err)}") from err
+            logger.warning(
+                "could not read VisibilityTimeout (%s), assuming %ss queue_url=%s",
+                error_code(err),
+                _DEFAULT_VISIBILITY_TIMEOUT,
+                self._url,
+            )
+            return _DEFAULT_VISIBILITY_TIMEOUT
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def _receive_loop(self, index: int) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            # Only the first receiver long-polls an idle queue; the others join in once
+            # messages flow, so an empty queue costs one receive per polling period.
+            if index and not self._polling.wait(0.5):
+                continue
+            if not self._inbox.wait_for_room(self._options.max_threads):
+                return
+            try:
+                got = self._receive()
+            except Exception as err:
+                failures += 1
+                if self._receive_failed(err, failures):
+                    return
+                continue
+            failures = 0
+            if got:
+                self._polling.set()
+            else:
+                self._polling.clear()
+                if self._options.wait_seconds:
+                    self._stop.wait(self._options.wait_seconds)
+
+    def _receive_once(self) -> None:
+        try:
+            self._receive()
+        except Exception as err:
+            self._receive_failed(err, 1, wait=False)
+
+    def _receive(self) -> int:
+        """One ReceiveMessage call; queues what came and returns how many."""
+        response = self._client.receive_message(
+            QueueUrl=self._url,
+            MaxNumberOfMessages=self._options.max_messages,
+            WaitTimeSeconds=self._options.polling_wait_seconds,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        messages = [Message.from_boto3(raw) for raw in response.get("Messages") or ()]
+        if not messages:
+            logger.debug("no message received queue_url=%s", self._url)
+            return 0
+        for message in messages:
+            self._keeper.hold(message)
+        self._stats.received(len(messages))
+        if not self._inbox.put(messages):
+            self._release(messages)
+        return len(messages)
+
+    def _receive_failed(self, err: BaseException, failures: int, *, wait: bool = True) -> bool:
+        """Log a failed receive; ``True`` when the error is permanent and the run must end."""
+        if is_permanent(err):
+            logger.error(
+                "SQS refused ReceiveMessage: %s, stopping queue_url=%s", error_code(err), self._url
+            )
+            self._fatal = err
+            self._stop.set()
+            return True
+        delay = min(_ERROR_BACKOFF_FIRST * 2 ** (failures - 1), _ERROR_BACKOFF_CAP)
+        logger.warning(
+            "ReceiveMessage failed: %s, retrying in %.1fs (failure %d in a row) queue_url=%s",
+            error_code(err),
+            delay,
+            failures,
+            self._url,
+            exc_info=not isinstance(err, Exception) or logger.isEnabledFor(logging.DEBUG),
+        )
+        if wait:
+            self._stop.wait(delay)
+        return False
+
+    # -- handling ----------------------------------------------------------------------------
+
+    def _handle_loop(self) -> None:
+        while True:
+            message = self._inbox.take()
+            if message is None:
+                return
+            self._stats.started()
+            try:
+                outcome = self._dispatcher.process(message)
+            except BaseException:  # SystemExit/KeyboardInterrupt raised by a handler
+                logger.exception(
+                    "handler escaped with a BaseException message_id=%s queue_url=%s",
+                    message.message_id,
+                    self._url,
+                )
+                delay = self._dispatcher.backoff.delay(message.receive_count)
+                outcome = Outcome(Verdict.RETRIED, delay, "handler raised a BaseException")
+            try:
+                self._settle(message, outcome)
+            finally:
+                self._stats.finished(outcome)
+                self._inbox.done()
+
+    def _settle(self, message: Message, outcome: Outcome) -> None:
+        if outcome.retry_after is None:
+            self._keeper.let_go(message)
+            self._deletes.add(BatchEntry(message.message_id, message.receipt_handle))
+        else:
+            self._keeper.change(message, outcome.retry_after)
+
+    def _release(self, messages: Sequence[Message]) -> None:
+        """Give messages back unstarted: visible again at once."""
+        if not messages:
+            return
+        self._stats.released(len(messages))
+        logger.info("releasing %d unstarted messages queue_url=%s", len(messages), self._url)
+        for message in messages:
+            self._keeper.change(message, 0)
+
+    # -- timer and stop ----------------------------------------------------------------------
+
+    def _timer_loop(self) -> None:
+        while not self._timer_done.wait(_TICK_SECONDS):
+            try:
+                self._keeper.beat()
+                self._deletes.tick()
+            except Exception:
+                logger.exception("timer tick failed queue_url=%s", self._url)
+
+    def _shutdown(self, receivers: list[threading.Thread], threads: list[threading.Thread]) -> None:
+        self._stop.set()
+        self._polling.set()  # wake receivers parked on an idle queue
+        self._release(self._inbox.close())
+        options = self._options
+        deadline = None if options.stop_timeout is None else time.monotonic() + options.stop_timeout
+        if not self._inbox.wait_idle(deadline, self._force):
+            logger.warning(
+                "stopping with %d handlers still running; their messages reappear after the "
+                "visibility timeout queue_url=%s",
+                self._inbox.running,
+                self._url,
+            )
+            for message in self._keeper.held():
+                self._keeper.let_go(message)
+        # A long poll cannot be cut short. On a busy queue it returns at once; on an idle one
+        # it is not waited for beyond a short grace: if it still brings messages, its thread
+        # releases them, and if the process has exited by then they reappear after the
+        # visibility timeout. Either way nothing is lost.
+        grace = time.monotonic() + _RECEIVER_GRACE_SECONDS
+        for receiver in receivers:
+            while receiver.is_alive() and not self._force.is_set() and time.monotonic() < grace:
+                receiver.join(0.05)
+        self._timer_done.set()
+        flush_deadline = time.monotonic() + _FLUSH_SECONDS
+        self._deletes.close(flush_deadline)
+        self._keeper.close(flush_deadline)
+        for thread in threads:
+            thread.join(0.1)

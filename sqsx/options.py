@@ -1,0 +1,66 @@
+"""Validated configuration of a queue and of one ``consume_messages`` run."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+
+from sqsx.backoff import MAX_VISIBILITY_TIMEOUT_SECONDS
+from sqsx.codec import DEFAULT_MAX_MESSAGE_BYTES
+
+__all__ = ["ConsumeOptions", "QueueOptions"]
+
+_URL = TypeAdapter(AnyHttpUrl)
+
+
+class QueueOptions(BaseModel):
+    """A queue's settings; a bad value raises ``pydantic.ValidationError`` naming the field
+    and the bound it broke."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str
+    min_backoff_seconds: int = Field(30, ge=0, le=MAX_VISIBILITY_TIMEOUT_SECONDS)
+    max_backoff_seconds: int = Field(900, ge=0, le=MAX_VISIBILITY_TIMEOUT_SECONDS)
+    max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=1, le=DEFAULT_MAX_MESSAGE_BYTES)
+    poison_policy: Literal["retry", "delete"] = "retry"
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        _URL.validate_python(value)
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> QueueOptions:
+        if self.min_backoff_seconds > self.max_backoff_seconds:
+            raise ValueError(
+                f"min_backoff_seconds ({self.min_backoff_seconds}) must not exceed "
+                f"max_backoff_seconds ({self.max_backoff_seconds})"
+            )
+        return self
+
+
+class ConsumeOptions(BaseModel):
+    """Options of one ``consume_messages`` run (see ``Queue.consume_messages``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_messages: int = Field(1, ge=1, le=10)
+    max_threads: int = Field(1, ge=1, le=1024)
+    wait_seconds: float = Field(10, ge=0)
+    polling_wait_seconds: int = Field(10, ge=0, le=20)
+    run_forever: bool = True
+    visibility_timeout: int | None = Field(None, ge=1, le=MAX_VISIBILITY_TIMEOUT_SECONDS)
+    stop_timeout: float | None = Field(None, ge=0)
+    receivers: int | None = Field(None, ge=1, le=16)
+    ack_delay_seconds: float = Field(0.2, ge=0, le=10)

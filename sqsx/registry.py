@@ -1,0 +1,53 @@
+"""The thread-safe map from task name to handler."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["HandlerRegistry", "TaskHandler"]
+
+#: A task handler: ``fn(context, **kwargs)``.
+TaskHandler = Callable[..., Any]
+
+
+class HandlerRegistry:
+    """Task name -> handler. Reads take no lock; writes replace the whole map.
+
+    Consumer threads read on every message; registration is rare. Copy-on-write lets a
+    handler be added or removed while messages are being consumed, and a reader always
+    sees a complete map.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._handlers: Mapping[str, TaskHandler] = MappingProxyType({})
+
+    def register(self, task_name: str, handler: TaskHandler) -> None:
+        """Route ``task_name`` to ``handler``, replacing any earlier handler."""
+        if not isinstance(task_name, str) or not task_name:
+            raise ValueError(f"task_name must be a non-empty string, got {task_name!r}")
+        if not callable(handler):
+            raise TypeError(f"handler for {task_name!r} is not callable: {handler!r}")
+        with self._lock:
+            self._handlers = MappingProxyType({**self._handlers, task_name: handler})
+
+    def unregister(self, task_name: str) -> bool:
+        """Forget ``task_name``'s handler; ``False`` when none was registered."""
+        with self._lock:
+            if task_name not in self._handlers:
+                return False
+            handlers = dict(self._handlers)
+            del handlers[task_name]
+            self._handlers = MappingProxyType(handlers)
+            return True
+
+    def get(self, task_name: str) -> TaskHandler | None:
+        """The handler for ``task_name``, or ``None``."""
+        return self._handlers.get(task_name)
+
+    def names(self) -> list[str]:
+        """The registered task names, sorted."""
+        return sorted(self._handlers)

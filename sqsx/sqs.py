@@ -1,0 +1,157 @@
+"""The slice of the SQS API sqsx uses: batched calls, entry failures, error classes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+__all__ = [
+    "BatchEntry",
+    "EntryFailure",
+    "SqsClient",
+    "change_visibility_batch",
+    "delete_batch",
+    "error_code",
+    "is_permanent",
+]
+
+#: SQS's limit on entries in one batch request.
+MAX_BATCH_ENTRIES = 10
+
+# Codes that retrying cannot fix: the queue is gone or we may not touch it.
+_PERMANENT_CODES = frozenset(
+    {
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+        "AccessDenied",
+        "AccessDeniedException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "InvalidAddress",
+        "InvalidSecurity",
+        "KMS.AccessDeniedException",
+        "KMS.DisabledException",
+    }
+)
+
+
+class SqsClient(Protocol):
+    """The boto3 SQS client methods sqsx calls (a boto3 ``sqs`` client satisfies it)."""
+
+    def send_message(self, **kwargs: Any) -> Any: ...
+    def send_message_batch(self, **kwargs: Any) -> Any: ...
+    def receive_message(self, **kwargs: Any) -> Any: ...
+    def delete_message_batch(self, **kwargs: Any) -> Any: ...
+    def change_message_visibility_batch(self, **kwargs: Any) -> Any: ...
+    def get_queue_attributes(self, **kwargs: Any) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BatchEntry:
+    """One message in a delete or change-visibility batch.
+
+    ``visibility_timeout`` (seconds) is used only by change-visibility batches; ``lease``
+    marks a heartbeat extension, which is dropped once its message is no longer held.
+    """
+
+    message_id: str
+    receipt_handle: str
+    visibility_timeout: int = 0
+    lease: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFailure:
+    """An entry SQS refused inside a batch response, or that a failed call carried."""
+
+    entry: BatchEntry
+    code: str
+    detail: str
+    sender_fault: bool
+
+
+def error_code(err: BaseException) -> str:
+    """The SQS error code of ``err``, or its class name for network errors."""
+    if isinstance(err, ClientError):
+        return str(err.response.get("Error", {}).get("Code", "ClientError"))
+    return type(err).__name__
+
+
+def is_permanent(err: BaseException) -> bool:
+    """True when retrying the call that raised ``err`` cannot succeed."""
+    return isinstance(err, ClientError) and error_code(err) in _PERMANENT_CODES
+
+
+def is_sqs_error(err: BaseException) -> bool:
+    """True for errors of the SQS call itself (API errors and network errors)."""
+    return isinstance(err, ClientError | BotoCoreError)
+
+
+def delete_batch(
+    client: SqsClient, queue_url: str, entries: Sequence[BatchEntry]
+) -> list[EntryFailure]:
+    """Delete ``entries`` with DeleteMessageBatch, ten per call.
+
+    Returns the entries SQS refused. A call that fails as a whole raises (``ClientError``,
+    ``BotoCoreError``) before later chunks are sent; the caller keeps what it passed in.
+    """
+    failures: list[EntryFailure] = []
+    for chunk in _chunks(entries):
+        response = client.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": e.receipt_handle} for i, e in enumerate(chunk)
+            ],
+        )
+        failures.extend(_failures(chunk, response))
+    return failures
+
+
+def change_visibility_batch(
+    client: SqsClient, queue_url: str, entries: Sequence[BatchEntry]
+) -> list[EntryFailure]:
+    """Set each entry's visibility timeout with ChangeMessageVisibilityBatch, ten per call.
+
+    Returns the entries SQS refused; raises like ``delete_batch`` when a call fails whole.
+    """
+    failures: list[EntryFailure] = []
+    for chunk in _chunks(entries):
+        response = client.change_message_visibility_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {
+                    "Id": str(i),
+                    "ReceiptHandle": e.receipt_handle,
+                    "VisibilityTimeout": e.visibility_timeout,
+                }
+                for i, e in enumerate(chunk)
+            ],
+        )
+        failures.extend(_failures(chunk, response))
+    return failures
+
+
+def _chunks(entries: Sequence[BatchEntry]) -> list[Sequence[BatchEntry]]:
+    return [entries[i : i + MAX_BATCH_ENTRIES] for i in range(0, len(entries), MAX_BATCH_ENTRIES)]
+
+
+def _failures(chunk: Sequence[BatchEntry], response: Any) -> list[EntryFailure]:
+    failed = []
+    for item in response.get("Failed") or []:
+        try:
+            entry = chunk[int(item["Id"])]
+        except (KeyError, ValueError, IndexError):
+            continue
+        failed.append(
+            EntryFailure(
+                entry=entry,
+                code=str(item.get("Code", "")),
+                detail=str(item.get("Message", "")),
+                sender_fault=bool(item.get("SenderFault", False)),
+            )
+        )
+    return failed
