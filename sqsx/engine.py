@@ -151,6 +151,7 @@ class Engine:
         self._fatal: BaseException | None = None
         self._timer_done = threading.Event()
         self._polling = threading.Event()  # set while receives bring messages in
+        self._next_drain_check = 0.0
         self._keeper: VisibilityKeeper
         self._deletes: BatchFlusher
 
@@ -184,7 +185,7 @@ class Engine:
                     for i in range(self._receiver_count())
                 ]
                 while not self._stop.wait(0.2):
-                    if not any(r.is_alive() for r in receivers):
+                    if not any(r.is_alive() for r in receivers) or self._drained():
                         break
             else:
                 self._receive_once()
@@ -195,6 +196,34 @@ class Engine:
             raise QueueUnavailableError(
                 f"SQS refused {self._url}: {error_code(self._fatal)}"
             ) from self._fatal
+
+    def _drained(self) -> bool:
+        """With ``drain``: the last receive was empty, nothing is held or pending, and SQS
+        reports no visible, in-flight or delayed message (checked at most once a second)."""
+        now = time.monotonic()
+        if not self._options.drain or self._polling.is_set() or now < self._next_drain_check:
+            return False
+        self._next_drain_check = now + 1.0
+        if self._inbox.in_hand() or self._deletes.pending() or self._keeper.pending():
+            return False
+        try:
+            attributes = self._client.get_queue_attributes(
+                QueueUrl=self._url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
+                ],
+            )["Attributes"]
+        except Exception as err:
+            logger.warning(
+                "could not read queue depth: %s queue_url=%s", error_code(err), self._url
+            )
+            return False
+        if any(int(value) for value in attributes.values()):
+            return False
+        logger.info("queue drained, stopping queue_url=%s", self._url)
+        return True
 
     def _receiver_count(self) -> int:
         options = self._options

@@ -51,7 +51,16 @@ class QueueOptions(BaseModel):
 
 
 class ConsumeOptions(BaseModel):
-    """Options of one ``consume_messages`` run (see ``Queue.consume_messages``)."""
+    """Options of one consuming run; ``Queue.consume_messages`` documents the first seven.
+
+    Attributes:
+        receivers: threads that call ReceiveMessage (default: one per ten handler threads,
+            at most four). Only the first long-polls an idle queue.
+        ack_delay_seconds: how long a finished message may wait for nine others before its
+            DeleteMessageBatch goes out (default 0.2 s).
+        drain: stop once the queue has no visible, in-flight or delayed message and this
+            worker holds none (what ``sqsx worker --drain`` uses).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -64,3 +73,4 @@ class ConsumeOptions(BaseModel):
     stop_timeout: float | None = Field(None, ge=0)
     receivers: int | None = Field(None, ge=1, le=16)
     ack_delay_seconds: float = Field(0.2, ge=0, le=10)
+    drain: bool = False

@@ -68,6 +68,10 @@ class VisibilityKeeper:
         with self._lock:
             return [lease.message for lease in self._leases.values()]
 
+    def pending(self) -> int:
+        """Visibility changes not yet sent or answered."""
+        return self._flusher.pending()
+
     def beat(self) -> None:
         """Extend every held message with less than half its timeout left; flush changes."""
         now = time.monotonic()

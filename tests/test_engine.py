@@ -130,7 +130,9 @@ def test_stop_releases_unstarted_messages_at_once(sqs_client: Any, make_queue: A
 
 def test_a_failed_task_is_backed_off_then_redelivered(sqs_client: Any, queue_url: str) -> None:
     # Given a task that fails once, with a 1 s minimum backoff
-    queue = Queue(url=queue_url, sqs_client=sqs_client, min_backoff_seconds=1, max_backoff_seconds=5)
+    queue = Queue(
+        url=queue_url, sqs_client=sqs_client, min_backoff_seconds=1, max_backoff_seconds=5
+    )
     receive_counts: list[int] = []
 
     def flaky(context: dict[str, Any]) -> None:
@@ -149,4 +151,26 @@ def test_a_failed_task_is_backed_off_then_redelivered(sqs_client: Any, queue_url
     consumer.stop()
     assert receive_counts == [1, 2]
     assert queue.stats().retried == 1
+    assert queue_counts(sqs_client, queue_url) == (0, 0, 0)
+
+
+def test_drain_stops_once_the_queue_is_empty(sqs_client: Any, queue_url: str) -> None:
+    # Given 20 tasks and a draining run
+    from sqsx import ConsumeOptions
+
+    queue = Queue(url=queue_url, sqs_client=sqs_client)
+    done: list[int] = []
+    queue.add_task_handler("t", lambda context, n: done.append(n))
+    for n in range(20):
+        queue.add_task("t", n=n)
+
+    # When it runs in this thread
+    queue.run(
+        ConsumeOptions(
+            max_messages=10, max_threads=4, polling_wait_seconds=1, wait_seconds=0, drain=True
+        )
+    )
+
+    # Then it returned by itself with every task done and the queue empty
+    assert sorted(done) == list(range(20))
     assert queue_counts(sqs_client, queue_url) == (0, 0, 0)
