@@ -7,9 +7,11 @@ from sqsx.exceptions import (
     QueueUnavailableError,
     Retry,
     SqsxError,
+    TaskArgumentsError,
 )
 from sqsx.options import ConsumeOptions
 from sqsx.queue import BaseQueue, Queue, RawQueue
+from sqsx.sending import RawMessage, SendResult, TaskMessage
 from sqsx.stats import StatsSnapshot
 
 __version__ = "1.0.0.dev0"
@@ -22,9 +24,13 @@ __all__ = [
     "Outcome",
     "Queue",
     "QueueUnavailableError",
+    "RawMessage",
     "RawQueue",
     "Retry",
+    "SendResult",
     "SqsxError",
     "StatsSnapshot",
+    "TaskArgumentsError",
+    "TaskMessage",
     "Verdict",
 ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -21,12 +20,12 @@ from sqsx.codec import decode_task
 from sqsx.exceptions import (
     NoRetry,
     Retry,
-    TaskArgumentsError,
     UnknownTaskError,
     UnprocessableMessageError,
 )
 from sqsx.message import Message
 from sqsx.registry import HandlerRegistry
+from sqsx.signature import signature_of
 
 __all__ = [
     "Dispatcher",
@@ -199,8 +198,8 @@ class TaskDispatcher(Dispatcher):
         }
         if lambda_context is not None:
             context["lambda_context"] = lambda_context
-        _check_arguments(handler, task.name, context, task.kwargs)
-        return functools.partial(handler, context, **task.kwargs), task.name
+        kwargs = signature_of(handler).bind(task.name, task.kwargs)
+        return functools.partial(handler, context, **kwargs), task.name
 
 
 class RawDispatcher(Dispatcher):
@@ -218,32 +217,3 @@ class RawDispatcher(Dispatcher):
 
     def _prepare(self, message: Message, lambda_context: Any) -> tuple[Callable[[], object], str]:
         return functools.partial(self.handler, self.queue_url, message.raw), "<raw>"
-
-
-@functools.lru_cache(maxsize=1024)
-def _signature(handler: Callable[..., Any]) -> inspect.Signature | None:
-    try:
-        return inspect.signature(handler)
-    except (TypeError, ValueError):  # builtins and some C callables have none
-        return None
-
-
-def _check_arguments(
-    handler: Callable[..., Any],
-    task_name: str,
-    context: Mapping[str, Any],
-    kwargs: Mapping[str, Any],
-) -> None:
-    """Raise ``TaskArgumentsError`` when ``handler(context, **kwargs)`` cannot be called."""
-    try:
-        signature = _signature(handler)
-    except TypeError:  # unhashable callable: not cached, checked directly
-        signature = _signature.__wrapped__(handler)
-    if signature is None:
-        return
-    try:
-        signature.bind(context, **kwargs)
-    except TypeError as err:
-        raise TaskArgumentsError(
-            f"kwargs do not fit the handler of task {task_name!r}: {err}"
-        ) from err

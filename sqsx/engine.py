@@ -52,11 +52,19 @@ _DEFAULT_VISIBILITY_TIMEOUT = 30
 
 
 class _Inbox:
-    """Received messages waiting for a handler thread, and the count of running ones."""
+    """Received messages waiting for a handler thread, and the count of running ones.
 
-    def __init__(self) -> None:
+    On a FIFO queue a message group runs one message at a time, in the order received;
+    other groups run alongside. When a message of a group fails, the later messages of
+    that group still waiting here are handed back (``done`` returns them) so that none
+    overtakes it.
+    """
+
+    def __init__(self, fifo: bool = False) -> None:
         self.cond = threading.Condition()
         self._waiting: deque[Message] = deque()
+        self._fifo = fifo
+        self._busy_groups: set[str] = set()
         self.running = 0
         self.closed = False
 
@@ -72,17 +80,43 @@ class _Inbox:
     def take(self) -> Message | None:
         """The next message to run, or ``None`` once the inbox is closed."""
         with self.cond:
-            while not self._waiting and not self.closed:
+            while True:
+                if self.closed:
+                    return None
+                message = self._next()
+                if message is not None:
+                    self.running += 1
+                    return message
                 self.cond.wait()
-            if self.closed:
-                return None
-            self.running += 1
-            return self._waiting.popleft()
 
-    def done(self) -> None:
+    def _next(self) -> Message | None:
+        if not self._fifo:
+            return self._waiting.popleft() if self._waiting else None
+        for index, message in enumerate(self._waiting):
+            group = message.group_id or ""
+            if group not in self._busy_groups:
+                del self._waiting[index]
+                self._busy_groups.add(group)
+                return message
+        return None
+
+    def done(self, message: Message, failed: bool) -> list[Message]:
+        """Mark ``message`` finished; on FIFO after a failure, return its group's later
+        messages, removed from the inbox, to be released."""
         with self.cond:
             self.running -= 1
+            held_back: list[Message] = []
+            if self._fifo:
+                group = message.group_id or ""
+                self._busy_groups.discard(group)
+                if failed:
+                    held_back = [m for m in self._waiting if (m.group_id or "") == group]
+                    if held_back:
+                        self._waiting = deque(
+                            m for m in self._waiting if (m.group_id or "") != group
+                        )
             self.cond.notify_all()
+            return held_back
 
     def wait_for_room(self, limit: int) -> bool:
         """Block until at most ``limit`` messages are in hand; ``False`` once closed."""
@@ -147,7 +181,7 @@ class Engine:
         self._options = options
         self._stop = stop
         self._force = force
-        self._inbox = _Inbox()
+        self._inbox = _Inbox(fifo=queue_url.endswith(".fifo"))
         self._fatal: BaseException | None = None
         self._timer_done = threading.Event()
         self._polling = threading.Event()  # set while receives bring messages in
@@ -349,7 +383,17 @@ class Engine:
                 self._settle(message, outcome)
             finally:
                 self._stats.finished(outcome)
-                self._inbox.done()
+                held_back = self._inbox.done(message, failed=not outcome.delete)
+            if held_back:
+                logger.info(
+                    "message_id=%s of group %s failed: releasing %d later messages of the "
+                    "group so none overtakes it queue_url=%s",
+                    message.message_id,
+                    message.group_id,
+                    len(held_back),
+                    self._url,
+                )
+                self._release(held_back)
 
     def _settle(self, message: Message, outcome: Outcome) -> None:
         if outcome.retry_after is None:

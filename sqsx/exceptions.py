@@ -51,8 +51,8 @@ class UnknownTaskError(UnprocessableMessageError):
     """No handler is registered for the message's task name."""
 
 
-class TaskArgumentsError(UnprocessableMessageError):
-    """The message's kwargs do not fit the signature of the task's handler."""
+class TaskArgumentsError(UnprocessableMessageError, ValueError):
+    """A task's kwargs do not fit its handler's signature (or fail its type annotations)."""
 
 
 class QueueUnavailableError(SqsxError):

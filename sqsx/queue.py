@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -24,6 +24,15 @@ from sqsx.exceptions import SqsxError
 from sqsx.message import Message
 from sqsx.options import ConsumeOptions, QueueOptions
 from sqsx.registry import HandlerRegistry, TaskHandler
+from sqsx.sending import (
+    OutgoingMessage,
+    RawMessage,
+    SendResult,
+    TaskMessage,
+    merge_attributes,
+    send_batch,
+)
+from sqsx.signature import signature_of
 from sqsx.sqs import SqsClient
 from sqsx.stats import Stats, StatsSnapshot
 
@@ -259,12 +268,38 @@ class BaseQueue:
 
     # -- sending ---------------------------------------------------------------------------
 
-    def _send(self, body: str, attributes: Mapping[str, Mapping[str, Any]] | None) -> Any:
-        check_size(body, attributes, self.max_message_bytes)
-        params: dict[str, Any] = {"QueueUrl": self.url, "MessageBody": body}
-        if attributes:
-            params["MessageAttributes"] = dict(attributes)
-        return self._client.send_message(**params)
+    @property
+    def fifo(self) -> bool:
+        """True for a FIFO queue (its URL ends in ``.fifo``)."""
+        return self.url.endswith(".fifo")
+
+    def _outgoing(
+        self,
+        body: str,
+        attributes: Mapping[str, Mapping[str, Any]] | None,
+        *,
+        delay_seconds: int | None,
+        group_id: str | None,
+        deduplication_id: str | None,
+    ) -> OutgoingMessage:
+        message = OutgoingMessage.build(
+            body,
+            attributes,
+            fifo=self.fifo,
+            delay_seconds=delay_seconds,
+            group_id=group_id,
+            deduplication_id=deduplication_id,
+        )
+        return message
+
+    def _send(self, message: OutgoingMessage) -> Any:
+        check_size(message.body, message.attributes, self.max_message_bytes)
+        return self._client.send_message(QueueUrl=self.url, **message.params())
+
+    def _send_many(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        return send_batch(
+            self._client, self.url, messages, max_message_bytes=self.max_message_bytes
+        )
 
 
 class Queue(BaseQueue):
@@ -272,7 +307,15 @@ class Queue(BaseQueue):
     ``add_task_handler`` run them as ``fn(context, **kwargs)``.
 
     ``context`` holds ``queue_url``, ``task_name``, ``sqs_message`` (boto3's ReceiveMessage
-    shape) and, in AWS Lambda, ``lambda_context``. See ``BaseQueue`` for the arguments.
+    shape) and, in AWS Lambda, ``lambda_context``. A handler with annotated parameters has
+    its kwargs validated and converted by pydantic before it runs; kwargs that do not fit
+    make the message unprocessable (see ``poison_policy``).
+
+    Args:
+        validate_on_send: also check kwargs against the registered handler when sending,
+            raising ``TaskArgumentsError`` (a ``ValueError``) at the door (default False).
+
+    See ``BaseQueue`` for the other arguments.
     """
 
     def __init__(
@@ -284,6 +327,7 @@ class Queue(BaseQueue):
         *,
         max_message_bytes: int = 1_048_576,
         poison_policy: PoisonPolicy = "retry",
+        validate_on_send: bool = False,
     ) -> None:
         super().__init__(
             url,
@@ -293,6 +337,7 @@ class Queue(BaseQueue):
             max_message_bytes=max_message_bytes,
             poison_policy=poison_policy,
         )
+        self._validate_on_send = validate_on_send
         self._registry = HandlerRegistry()
         self._dispatcher = TaskDispatcher(self.url, self._backoff, poison_policy, self._registry)
 
@@ -302,17 +347,74 @@ class Queue(BaseQueue):
         return self._dispatcher
 
     def add_task(self, task_name: str, **kwargs: Any) -> Any:
-        """Send task ``task_name`` with JSON-serialisable ``kwargs``.
+        """Send task ``task_name`` with JSON-serialisable ``kwargs`` (as sqsx 0.7 did).
 
         Returns:
             The SendMessage response (``MessageId``...).
 
         Raises:
-            ValueError: ``task_name`` is empty, or the message is over ``max_message_bytes``
-                (``MessageTooLargeError``, which states the size and the limit).
-            TypeError: a kwarg is not JSON-serialisable.
+            ValueError: ``task_name`` is empty, the message is over ``max_message_bytes``
+                (``MessageTooLargeError`` states the size and the limit), the queue is FIFO
+                (use ``send_task`` with a ``group_id``), or, with ``validate_on_send``, the
+                kwargs do not fit the handler (``TaskArgumentsError``).
+            TypeError: a kwarg cannot be written as JSON.
         """
-        return self._send(encode_kwargs(kwargs), task_attributes(task_name))
+        return self.send_task(task_name, kwargs)
+
+    def send_task(
+        self,
+        task_name: str,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        delay_seconds: int | None = None,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+        attributes: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> Any:
+        """Send one task, with sending options kept apart from the task's arguments.
+
+        Args:
+            task_name: the task to run.
+            kwargs: the handler's keyword arguments (JSON types, pydantic models, dates...).
+            delay_seconds: 0 to 900 s before it can be received (standard queues only).
+            group_id: ``MessageGroupId``; required on FIFO queues, where messages of one
+                group run one at a time, in order.
+            deduplication_id: ``MessageDeduplicationId`` (FIFO queues without
+                content-based deduplication need one).
+            attributes: extra message attributes in boto3's shape (not ``TaskName``).
+
+        Returns:
+            The SendMessage response. Raises as ``add_task`` does.
+        """
+        return self._send(
+            self._task_message(
+                TaskMessage(
+                    task_name, kwargs or {}, delay_seconds, group_id, deduplication_id, attributes
+                )
+            )
+        )
+
+    def send_tasks(self, tasks: Iterable[TaskMessage]) -> list[SendResult]:
+        """Send many tasks with SendMessageBatch (ten entries and 1 MiB per request).
+
+        Returns one ``SendResult`` per task, in order. An entry that failed after retries,
+        or that is over the size limit, has ``ok == False`` and an ``error`` code; none is
+        dropped silently. An invalid option or argument raises before anything is sent.
+        """
+        return self._send_many([self._task_message(task) for task in tasks])
+
+    def _task_message(self, task: TaskMessage) -> OutgoingMessage:
+        if self._validate_on_send:
+            handler = self._registry.get(task.task_name)
+            if handler is not None:
+                signature_of(handler).bind(task.task_name, task.kwargs)
+        return self._outgoing(
+            encode_kwargs(task.kwargs),
+            merge_attributes(task_attributes(task.task_name), task.attributes),
+            delay_seconds=task.delay_seconds,
+            group_id=task.group_id,
+            deduplication_id=task.deduplication_id,
+        )
 
     def add_task_handler(self, task_name: str, task_handler_function: TaskHandler) -> None:
         """Run ``task_handler_function(context, **kwargs)`` for tasks named ``task_name``.
@@ -376,6 +478,39 @@ class RawQueue(BaseQueue):
             The SendMessage response.
 
         Raises:
-            ValueError: the message is over ``max_message_bytes`` (``MessageTooLargeError``).
+            ValueError: the message is over ``max_message_bytes`` (``MessageTooLargeError``),
+                or the queue is FIFO (use ``send_message`` with a ``group_id``).
         """
-        return self._send(message_body, message_attributes)
+        return self.send_message(message_body, attributes=message_attributes)
+
+    def send_message(
+        self,
+        message_body: str,
+        *,
+        attributes: Mapping[str, Mapping[str, Any]] | None = None,
+        delay_seconds: int | None = None,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+    ) -> Any:
+        """Send one message with sending options (see ``Queue.send_task`` for each)."""
+        return self._send(
+            self._raw_message(
+                RawMessage(message_body, attributes, delay_seconds, group_id, deduplication_id)
+            )
+        )
+
+    def send_messages(self, messages: Iterable[str | RawMessage]) -> list[SendResult]:
+        """Send many messages with SendMessageBatch; one ``SendResult`` each, in order
+        (see ``Queue.send_tasks``)."""
+        return self._send_many(
+            [self._raw_message(m if isinstance(m, RawMessage) else RawMessage(m)) for m in messages]
+        )
+
+    def _raw_message(self, message: RawMessage) -> OutgoingMessage:
+        return self._outgoing(
+            message.body,
+            message.attributes,
+            delay_seconds=message.delay_seconds,
+            group_id=message.group_id,
+            deduplication_id=message.deduplication_id,
+        )

@@ -16,6 +16,7 @@ __all__ = [
     "delete_batch",
     "error_code",
     "is_permanent",
+    "is_transient",
 ]
 
 #: SQS's limit on entries in one batch request.
@@ -84,6 +85,30 @@ def error_code(err: BaseException) -> str:
 def is_permanent(err: BaseException) -> bool:
     """True when retrying the call that raised ``err`` cannot succeed."""
     return isinstance(err, ClientError) and error_code(err) in _PERMANENT_CODES
+
+
+_THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "AWS.SimpleQueueService.RequestThrottled",
+        "ServiceUnavailable",
+        "InternalError",
+        "InternalFailure",
+        "KMS.ThrottlingException",
+    }
+)
+
+
+def is_transient(err: BaseException) -> bool:
+    """True for errors worth retrying as they are: throttling, 5xx and network errors."""
+    if isinstance(err, ClientError):
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return error_code(err) in _THROTTLING_CODES or int(status or 0) >= 500
+    return isinstance(err, BotoCoreError)
 
 
 def is_sqs_error(err: BaseException) -> bool:

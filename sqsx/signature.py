@@ -1,0 +1,119 @@
+"""Handler signatures: check, and where a handler is typed convert, a task's kwargs before
+the handler runs (and, opt-in, before the task is sent).
+
+An untyped handler only needs its arguments to bind. A handler with annotated parameters
+(``def charge(context, order: Order, amount: Decimal)``, where ``Order`` may be a pydantic
+model) gets its kwargs validated and converted by pydantic. Either way a mismatch is a
+``TaskArgumentsError`` naming the task and the fields, never a handler failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from sqsx.exceptions import TaskArgumentsError
+
+__all__ = ["TaskSignature", "signature_of"]
+
+
+class TaskSignature:
+    """What a task handler ``fn(context, **kwargs)`` accepts.
+
+    Args:
+        handler: the task handler; its first parameter receives the context.
+    """
+
+    def __init__(self, handler: Callable[..., Any]) -> None:
+        self._signature: inspect.Signature | None
+        try:
+            self._signature = inspect.signature(handler)
+        except (TypeError, ValueError):  # some builtins and C callables have none
+            self._signature = None
+        self._model = _kwargs_model(handler, self._signature) if self._signature else None
+
+    @property
+    def typed(self) -> bool:
+        """True when the handler annotates at least one task parameter."""
+        return self._model is not None
+
+    def bind(self, task_name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """The kwargs to call the handler with (converted when it is typed).
+
+        Raises:
+            TaskArgumentsError: the kwargs do not fit; the message names the fields.
+        """
+        if self._signature is None:
+            return dict(kwargs)
+        try:
+            self._signature.bind(None, **kwargs)
+        except TypeError as err:
+            raise TaskArgumentsError(
+                f"kwargs do not fit the handler of task {task_name!r}: {err}"
+            ) from err
+        if self._model is None:
+            return dict(kwargs)
+        try:
+            validated = self._model.model_validate(kwargs)
+        except ValidationError as err:
+            raise TaskArgumentsError(
+                f"kwargs of task {task_name!r} are invalid: {_describe(err)}"
+            ) from err
+        converted = {name: getattr(validated, name) for name in type(validated).model_fields}
+        converted.update(validated.model_extra or {})
+        return {name: value for name, value in converted.items() if name in kwargs}
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached(handler: Callable[..., Any]) -> TaskSignature:
+    return TaskSignature(handler)
+
+
+def signature_of(handler: Callable[..., Any]) -> TaskSignature:
+    """The (cached) ``TaskSignature`` of ``handler``."""
+    try:
+        return _cached(handler)
+    except TypeError:  # an unhashable callable: not cached
+        return TaskSignature(handler)
+
+
+def _kwargs_model(
+    handler: Callable[..., Any], signature: inspect.Signature
+) -> type[BaseModel] | None:
+    """A pydantic model of the handler's task parameters, or ``None`` if none is annotated."""
+    try:
+        hints = typing.get_type_hints(handler)
+    except Exception:  # unresolvable forward references: fall back to binding only
+        return None
+    parameters = list(signature.parameters.values())[1:]  # the first one is the context
+    fields: dict[str, Any] = {}
+    extra = "ignore"
+    for parameter in parameters:
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            extra = "allow"
+            continue
+        if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.POSITIONAL_ONLY):
+            continue
+        annotation = hints.get(parameter.name, Any)
+        default = ... if parameter.default is inspect.Parameter.empty else parameter.default
+        fields[parameter.name] = (annotation, default)
+    if not any(name in hints for name in fields):
+        return None
+    config = ConfigDict(extra=extra, arbitrary_types_allowed=True)  # type: ignore[typeddict-item]
+    name = f"{getattr(handler, '__name__', 'handler')}_kwargs"
+    model: type[BaseModel] = create_model(name, __config__=config, **fields)
+    return model
+
+
+def _describe(err: ValidationError) -> str:
+    """The failing fields and why, without the offending values (they may be sensitive)."""
+    parts = []
+    for error in err.errors(include_url=False, include_input=False):
+        location = ".".join(str(part) for part in error["loc"]) or "(kwargs)"
+        parts.append(f"{location}: {error['msg']}")
+    return "; ".join(parts)
