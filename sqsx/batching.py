@@ -71,15 +71,14 @@ class BatchFlusher:
         now = time.monotonic()
         with self._lock:
             closed = self._closed
+            if not closed:
+                if not self._pending:
+                    self._oldest = now
+                self._pending.append(_Pending(entry, 0, now))
+                if len(self._pending) >= MAX_BATCH_ENTRIES:
+                    self._submit_due(now, force=False)
         if closed:  # a handler that outlived the stop deadline
             self._flush([_Pending(entry, _MAX_ATTEMPTS - 1, now)])
-            return
-        with self._lock:
-            if not self._pending:
-                self._oldest = now
-            self._pending.append(_Pending(entry, 0, now))
-            if len(self._pending) >= MAX_BATCH_ENTRIES:
-                self._submit_due(now, force=False)
 
     def tick(self) -> None:
         """Send what has waited ``max_delay`` seconds (called by the engine's timer thread)."""
@@ -94,7 +93,8 @@ class BatchFlusher:
             return len(self._pending) + sum(not f.done() for f in self._in_flight)
 
     def close(self, deadline: float) -> None:
-        """Send everything, retrying failures until ``deadline`` (``time.monotonic()``)."""
+        """Send everything, retrying failures until ``deadline`` (``time.monotonic()``);
+        entries added afterwards are sent at once by the caller's thread."""
         while time.monotonic() < deadline:
             with self._lock:
                 if self._pending:
@@ -105,15 +105,18 @@ class BatchFlusher:
             time.sleep(0.02)
         with self._lock:
             self._closed = True
-            for item in self._pending:
+            leftover, self._pending = self._pending, []
+        self._executor.shutdown(wait=True)
+        if leftover and time.monotonic() < deadline:
+            self._flush(leftover)  # added after the loop above: one last try
+        elif leftover:
+            for item in leftover:
                 logger.error(
                     "%s not done before the stop deadline message_id=%s queue_url=%s",
                     self._operation,
                     item.entry.message_id,
                     self._queue_url,
                 )
-            self._pending.clear()
-        self._executor.shutdown(wait=True)
 
     def _submit_due(self, now: float, *, force: bool) -> None:
         # Called with the lock held.

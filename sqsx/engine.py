@@ -2,7 +2,7 @@
 
 Threads with fixed roles:
 
-- receivers (1 to 8) long-poll SQS whenever the handlers are about to run dry, so the
+- receivers (1 to 4) long-poll SQS whenever the handlers are about to run dry, so the
   next batch is in hand before the current one is done: there is no batch barrier;
 - ``max_threads`` handler threads run messages through the ``Dispatcher``;
 - one timer thread drives the heartbeat and sends partial batches of acks;
@@ -263,7 +263,7 @@ class Engine:
         options = self._options
         if options.receivers is not None:
             return options.receivers
-        return max(1, min(8, math.ceil(options.max_threads / options.max_messages), 4))
+        return max(1, min(4, math.ceil(options.max_threads / options.max_messages)))
 
     def _spawn(self, target: Callable[[], None], name: str) -> threading.Thread:
         thread = threading.Thread(target=target, name=name, daemon=True)
