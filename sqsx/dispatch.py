@@ -43,8 +43,8 @@ logger = logging.getLogger("sqsx.dispatch")
 #: at once with an ERROR line.
 PoisonPolicy = Literal["retry", "delete"]
 
-#: A RawQueue handler: ``fn(queue_url, sqs_message)``.
-MessageHandler = Callable[[str, Mapping[str, Any]], Any]
+#: A RawQueue handler: ``fn(queue_url, sqs_message)`` (``sqs_message`` is a dict).
+MessageHandler = Callable[..., Any]
 
 
 class Verdict(enum.Enum):
@@ -151,11 +151,13 @@ class Dispatcher:
 
     def _unprocessable(self, message: Message, err: UnprocessableMessageError) -> Outcome:
         reason = f"{type(err).__name__}: {err}"
+        task = _task_name_or_dash(message)
         if self.poison_policy == "delete":
             logger.error(
-                "unprocessable message deleted (poison_policy=delete) message_id=%s reason=%s "
-                "queue_url=%s",
+                "unprocessable message deleted (poison_policy=delete) message_id=%s task=%s "
+                "reason=%s queue_url=%s",
                 message.message_id,
+                task,
                 reason,
                 self.queue_url,
             )
@@ -163,14 +165,22 @@ class Dispatcher:
         delay = self.backoff.delay(message.receive_count)
         logger.warning(
             "unprocessable message, retrying in %ss until the redrive policy dead-letters it "
-            "message_id=%s reason=%s receive_count=%s queue_url=%s",
+            "message_id=%s task=%s reason=%s receive_count=%s queue_url=%s",
             delay,
             message.message_id,
+            task,
             reason,
             message.receive_count,
             self.queue_url,
         )
         return Outcome(Verdict.UNPROCESSABLE, delay, reason)
+
+
+def _task_name_or_dash(message: Message) -> str:
+    """The TaskName attribute for log lines, whatever shape it came in; ``-`` if none."""
+    attribute = (message.raw.get("MessageAttributes") or {}).get("TaskName")
+    value = attribute.get("StringValue") if isinstance(attribute, Mapping) else None
+    return value[:200] if isinstance(value, str) and value else "-"
 
 
 class TaskDispatcher(Dispatcher):

@@ -10,8 +10,8 @@ Threads with fixed roles:
 
 Stop sequence (started by the ``stop`` event; setting it again is harmless): stop
 receiving; give back received but unstarted messages at once (visibility 0); let running
-handlers finish, up to ``stop_timeout`` (or until ``force`` is set); give an in-flight long
-poll a short grace and release what it brings; flush pending acks and visibility changes.
+handlers finish, up to ``stop_timeout`` (or until ``force`` is set); wait for a long poll in
+flight and release what it brings; flush pending acks and visibility changes.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from sqsx.sqs import (
     SqsClient,
     delete_batch,
     error_code,
+    is_missing_queue,
     is_permanent,
 )
 from sqsx.stats import Stats
@@ -47,7 +48,7 @@ _TICK_SECONDS = 0.05
 _ERROR_BACKOFF_FIRST = 0.5
 _ERROR_BACKOFF_CAP = 20.0
 _FLUSH_SECONDS = 10.0
-_RECEIVER_GRACE_SECONDS = 1.0
+_RECEIVE_MARGIN_SECONDS = 5.0
 _DEFAULT_VISIBILITY_TIMEOUT = 30
 
 
@@ -277,10 +278,12 @@ class Engine:
             )
             return int(response["Attributes"]["VisibilityTimeout"])
         except Exception as err:
-            if is_permanent(err):
+            if is_missing_queue(err):
                 raise QueueUnavailableError(f"SQS refused {self._url}: {error_code(err)}") from err
+            # e.g. a role without sqs:GetQueueAttributes: consuming may still be allowed
             logger.warning(
-                "could not read VisibilityTimeout (%s), assuming %ss queue_url=%s",
+                "could not read VisibilityTimeout (%s), assuming %ss; pass visibility_timeout "
+                "to set it queue_url=%s",
                 error_code(err),
                 _DEFAULT_VISIBILITY_TIMEOUT,
                 self._url,
@@ -436,13 +439,20 @@ class Engine:
             )
             for message in self._keeper.held():
                 self._keeper.let_go(message)
-        # A long poll cannot be cut short. On a busy queue it returns at once; on an idle one
-        # it is not waited for beyond a short grace: if it still brings messages, its thread
-        # releases them, and if the process has exited by then they reappear after the
-        # visibility timeout. Either way nothing is lost.
-        grace = time.monotonic() + _RECEIVER_GRACE_SECONDS
+        # A long poll cannot be cut short, and one abandoned could still be handed a message
+        # that would then stay hidden for the visibility timeout. So it is waited for (on an
+        # idle queue up to polling_wait_seconds) and what it brings is released; a second
+        # stop request (``force``) skips the wait.
+        limit = time.monotonic() + self._options.polling_wait_seconds + _RECEIVE_MARGIN_SECONDS
+        if any(r.is_alive() for r in receivers) and not self._force.is_set():
+            logger.info(
+                "waiting up to %ss for the receive in flight; stop again to exit at once "
+                "queue_url=%s",
+                self._options.polling_wait_seconds,
+                self._url,
+            )
         for receiver in receivers:
-            while receiver.is_alive() and not self._force.is_set() and time.monotonic() < grace:
+            while receiver.is_alive() and not self._force.is_set() and time.monotonic() < limit:
                 receiver.join(0.05)
         self._timer_done.set()
         flush_deadline = time.monotonic() + _FLUSH_SECONDS

@@ -13,6 +13,7 @@ Two adjustments make programs written for ElasticMQ run unchanged:
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 import threading
@@ -86,7 +87,12 @@ class LocalSqs:
         return int(self.endpoint_url.rsplit(":", 1)[1])
 
     def start(self) -> LocalSqs:
-        """Bind 127.0.0.1 and serve in a daemon thread."""
+        """Bind 127.0.0.1 and serve in a daemon thread.
+
+        Raises:
+            LocalSqsUnavailable: moto's server is not installed.
+            OSError: the port is taken (``errno.EADDRINUSE``).
+        """
         try:
             import boto3
             from moto.moto_server.werkzeug_app import (
@@ -104,9 +110,14 @@ class LocalSqs:
         app = _RegionAndAccount(
             DomainDispatcherApplication(create_backend_app), regions, self._account_id
         )
-        self._server = make_server(
-            "127.0.0.1", self._port, app, threaded=True, request_handler=MotoRequestHandler
-        )
+        try:
+            self._server = make_server(
+                "127.0.0.1", self._port, app, threaded=True, request_handler=MotoRequestHandler
+            )
+        except SystemExit as err:  # werkzeug exits when the port is taken
+            raise OSError(
+                errno.EADDRINUSE, f"port {self._port} on 127.0.0.1 is already in use"
+            ) from err
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="sqsx-local-sqs", daemon=True
         )

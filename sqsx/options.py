@@ -54,8 +54,9 @@ class ConsumeOptions(BaseModel):
     """Options of one consuming run; ``Queue.consume_messages`` documents the first seven.
 
     Attributes:
-        receivers: threads that call ReceiveMessage (default: one per ten handler threads,
-            at most four). Only the first long-polls an idle queue.
+        receivers: threads that call ReceiveMessage (default:
+            ``ceil(max_threads / max_messages)``, at most four). Only the first long-polls
+            an idle queue; the others join in while messages flow.
         ack_delay_seconds: how long a finished message may wait for nine others before its
             DeleteMessageBatch goes out (default 0.2 s).
         drain: stop once the queue has no visible, in-flight or delayed message and this

@@ -15,6 +15,7 @@ __all__ = [
     "change_visibility_batch",
     "delete_batch",
     "error_code",
+    "is_missing_queue",
     "is_permanent",
     "is_transient",
 ]
@@ -80,6 +81,16 @@ def error_code(err: BaseException) -> str:
     if isinstance(err, ClientError):
         return str(err.response.get("Error", {}).get("Code", "ClientError"))
     return type(err).__name__
+
+
+_MISSING_QUEUE_CODES = frozenset(
+    {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "InvalidAddress"}
+)
+
+
+def is_missing_queue(err: BaseException) -> bool:
+    """True when SQS says the queue does not exist."""
+    return isinstance(err, ClientError) and error_code(err) in _MISSING_QUEUE_CODES
 
 
 def is_permanent(err: BaseException) -> bool:

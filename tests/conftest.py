@@ -138,3 +138,127 @@ class Consumer:
         assert not self.thread.is_alive(), "consumer did not stop in time"
         if self.error is not None:
             raise self.error
+
+
+class ScriptRun:
+    """A Python script in a subprocess whose output is read line by line as it comes.
+
+    ``wait_for(text)`` blocks until a line of stdout contains ``text`` (bounded by a
+    timeout); ``finish()`` waits for the exit and returns the exit code. The child runs
+    unbuffered so that prints are seen at once.
+    """
+
+    def __init__(
+        self,
+        args: list[str],
+        *,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        import os
+        import queue as queue_module
+        import subprocess
+
+        full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._lines: queue_module.Queue[str | None] = queue_module.Queue()
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.process.stdout, True), daemon=True),
+            threading.Thread(target=self._read, args=(self.process.stderr, False), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream: Any, is_stdout: bool) -> None:
+        for line in stream:
+            (self.stdout if is_stdout else self.stderr).append(line)
+            if is_stdout:
+                self._lines.put(line)
+        if is_stdout:
+            self._lines.put(None)
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        """The first new stdout line containing ``text``; fails after ``timeout`` seconds."""
+        import queue as queue_module
+
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            line: str | None = ""
+            if remaining > 0:
+                try:
+                    line = self._lines.get(timeout=remaining)
+                except queue_module.Empty:
+                    continue
+            if line is None or remaining <= 0:  # the child exited, or time is up
+                self.kill()
+                raise AssertionError(
+                    f"{text!r} not printed; stdout={''.join(self.stdout)!r} "
+                    f"stderr={''.join(self.stderr)[-3000:]!r}"
+                )
+            if text in line:
+                return line
+
+    def send_signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def finish(self, timeout: float = 30.0) -> int:
+        """Wait for the exit (killing the child after ``timeout`` s); the exit code."""
+        import subprocess
+
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(
+                f"script did not exit within {timeout}s; stderr={''.join(self.stderr)[-3000:]!r}"
+            ) from None
+        for reader in self._readers:
+            reader.join(5)
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+    @property
+    def output(self) -> str:
+        """Everything printed so far on stdout."""
+        return "".join(self.stdout)
+
+    @property
+    def errors(self) -> str:
+        """Everything printed so far on stderr (log lines)."""
+        return "".join(self.stderr)
+
+
+def lambda_event(client: Any, url: str, count: int, timeout: float = 10.0) -> dict[str, Any]:
+    """Receive ``count`` messages from ``url`` and wrap them as the SQS event Lambda would
+    deliver (records in the order received; raises if fewer arrive within ``timeout`` s)."""
+    from sqsx_lambda.records import to_lambda
+
+    arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(messages) < count and time.monotonic() < deadline:
+        messages += client.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=min(10, count - len(messages)),
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+            WaitTimeSeconds=1,
+        ).get("Messages", [])
+    assert len(messages) == count, f"received {len(messages)} of {count} messages"
+    return {"Records": [to_lambda(message, event_source_arn=arn) for message in messages]}
