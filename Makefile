@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SOURCES := sqsx sqsx_lambda tests examples bench
 
-.PHONY: help venv lint format test test-fast demo bench clean
+.PHONY: help venv lint format test test-fast demo bench clean build-SqsxLayer
 
 help:
 	@echo "make test   - set up .venv, lint (ruff, mypy --strict, cfn-lint) and run every test"
@@ -39,3 +39,12 @@ test-fast: venv
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+
+# Called by `sam build` (template.yaml, SqsxLayer, BuildMethod: makefile): sqsx[lambda] and its
+# dependencies as a layer, with wheels for the functions' runtime (python3.13, x86_64).
+build-SqsxLayer:
+	$(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir "$(ARTIFACTS_DIR)/wheel" .
+	$(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)/python" \
+		--platform manylinux2014_x86_64 --implementation cp --python-version 3.13 \
+		--only-binary=:all: "$$(ls "$(ARTIFACTS_DIR)"/wheel/sqsx-*.whl)[lambda]"
+	rm -rf "$(ARTIFACTS_DIR)/wheel"

@@ -17,8 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic_core import to_jsonable_python
-
 from sqsx.exceptions import MessageDecodeError, MessageTooLargeError
 
 __all__ = [
@@ -58,12 +56,19 @@ def encode_kwargs(kwargs: Mapping[str, Any]) -> str:
         TypeError: a value cannot be written as JSON (the message names its type).
     """
     try:
-        payload = json.dumps({"kwargs": dict(kwargs)}, default=to_jsonable_python)
+        payload = json.dumps({"kwargs": dict(kwargs)}, default=_jsonable)
     except (TypeError, ValueError) as err:
         raise TypeError(f"task kwargs must be JSON-serialisable: {err}") from err
     except Exception as err:  # pydantic_core's PydanticSerializationError
         raise TypeError(f"task kwargs must be JSON-serialisable: {err}") from err
     return base64.urlsafe_b64encode(payload.encode("utf-8")).decode("ascii")
+
+
+def _jsonable(value: Any) -> Any:
+    # Only values json cannot write get here; pydantic is loaded on first need.
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(value)
 
 
 def task_attributes(task_name: str) -> dict[str, dict[str, str]]:

@@ -98,7 +98,7 @@ class Dispatcher:
         try:
             call, label = self._prepare(message, lambda_context)
         except UnprocessableMessageError as err:
-            return self._unprocessable(message, err)
+            return self.unprocessable(message, err)
         return self._run(call, message, label)
 
     def _prepare(
@@ -149,7 +149,9 @@ class Dispatcher:
             return Outcome(Verdict.RETRIED, delay, f"handler raised {type(err).__name__}", elapsed)
         return Outcome(Verdict.SUCCEEDED, None, "", time.perf_counter() - started)
 
-    def _unprocessable(self, message: Message, err: UnprocessableMessageError) -> Outcome:
+    def unprocessable(self, message: Message, err: UnprocessableMessageError) -> Outcome:
+        """The outcome of a message no handler can take, per ``poison_policy`` (and its log
+        line); runtimes call it for messages they cannot even read."""
         reason = f"{type(err).__name__}: {err}"
         task = _task_name_or_dash(message)
         if self.poison_policy == "delete":

@@ -23,12 +23,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from sqsx.batching import BatchFlusher
 from sqsx.dispatch import Dispatcher, Outcome, Verdict
 from sqsx.exceptions import QueueUnavailableError
 from sqsx.message import Message
-from sqsx.options import ConsumeOptions
 from sqsx.sqs import (
     BatchEntry,
     SqsClient,
@@ -39,6 +39,9 @@ from sqsx.sqs import (
 )
 from sqsx.stats import Stats
 from sqsx.visibility import VisibilityKeeper
+
+if TYPE_CHECKING:
+    from sqsx.options import ConsumeOptions
 
 __all__ = ["Engine"]
 

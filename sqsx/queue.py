@@ -7,7 +7,7 @@ import signal
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from types import FrameType, TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqsx.backoff import BackoffPolicy
 from sqsx.codec import check_size, encode_kwargs, task_attributes
@@ -22,7 +22,6 @@ from sqsx.dispatch import (
 from sqsx.engine import Engine
 from sqsx.exceptions import SqsxError
 from sqsx.message import Message
-from sqsx.options import ConsumeOptions, QueueOptions
 from sqsx.registry import HandlerRegistry, TaskHandler
 from sqsx.sending import (
     OutgoingMessage,
@@ -32,9 +31,13 @@ from sqsx.sending import (
     merge_attributes,
     send_batch,
 )
+from sqsx.settings import queue_settings
 from sqsx.signature import signature_of
 from sqsx.sqs import SqsClient
 from sqsx.stats import Stats, StatsSnapshot
+
+if TYPE_CHECKING:
+    from sqsx.options import ConsumeOptions
 
 __all__ = ["BaseQueue", "Queue", "RawQueue"]
 
@@ -74,7 +77,7 @@ class BaseQueue:
         max_message_bytes: int = 1_048_576,
         poison_policy: PoisonPolicy = "retry",
     ) -> None:
-        self._options = QueueOptions(
+        self._options = queue_settings(
             url=url,
             min_backoff_seconds=min_backoff_seconds,
             max_backoff_seconds=max_backoff_seconds,
@@ -170,6 +173,8 @@ class BaseQueue:
             QueueUnavailableError: SQS refused the queue (it does not exist, access denied).
             SqsxError: this queue is already consuming in another thread.
         """
+        from sqsx.options import ConsumeOptions  # pydantic: not on the Lambda import path
+
         options = ConsumeOptions(
             max_messages=max_messages,
             max_threads=max_threads,
@@ -184,7 +189,8 @@ class BaseQueue:
     def run(
         self, options: ConsumeOptions, *, enable_signal_to_exit_gracefully: bool = False
     ) -> None:
-        """``consume_messages`` with every option of ``ConsumeOptions`` (receivers, ack delay)."""
+        """``consume_messages`` with every option of ``ConsumeOptions`` (receivers, ack
+        delay, drain); signal handlers are off unless asked for."""
         if not self._consuming.acquire(blocking=False):
             raise SqsxError(f"{self.url} is already consuming messages in another thread")
         stop, force, done = threading.Event(), threading.Event(), threading.Event()

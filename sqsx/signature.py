@@ -13,11 +13,12 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from typing import TYPE_CHECKING, Any
 
 from sqsx.exceptions import TaskArgumentsError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
 
 __all__ = ["TaskSignature", "signature_of"]
 
@@ -58,6 +59,8 @@ class TaskSignature:
             ) from err
         if self._model is None:
             return dict(kwargs)
+        from pydantic import ValidationError
+
         try:
             validated = self._model.model_validate(kwargs)
         except ValidationError as err:
@@ -104,6 +107,8 @@ def _kwargs_model(
         fields[parameter.name] = (annotation, default)
     if not any(name in hints for name in fields):
         return None
+    from pydantic import ConfigDict, create_model  # loaded only for typed handlers
+
     config = ConfigDict(extra=extra, arbitrary_types_allowed=True)  # type: ignore[typeddict-item]
     name = f"{getattr(handler, '__name__', 'handler')}_kwargs"
     model: type[BaseModel] = create_model(name, __config__=config, **fields)

@@ -1,0 +1,283 @@
+"""``LambdaHandler``: the Lambda entrypoint for the handlers registered on a queue.
+
+Each record goes through the same core as in the polling worker (``queue.process``), on a
+reused thread pool. Its ``Outcome`` becomes the answer Lambda understands:
+
+- delete (success, ``NoRetry``, or an unprocessable message under ``poison_policy="delete"``):
+  not reported, so Lambda deletes it;
+- retry after N seconds: reported in ``batchItemFailures``, and its visibility timeout set
+  to N with ChangeMessageVisibilityBatch, so it comes back after its own backoff rather
+  than after the queue's whole visibility timeout;
+- skipped (deadline near, or an earlier record of its FIFO group failed): reported, and
+  visible again at once (visibility 0);
+- abandoned (still running at the deadline): reported, visibility left alone.
+
+If every record fails, every one is reported: the handler does not raise, so the backoffs
+it set stand (an exception would make Lambda retry the whole batch).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from sqsx.dispatch import Dispatcher
+from sqsx.queue import BaseQueue
+from sqsx.sqs import MAX_BATCH_ENTRIES, BatchEntry, change_visibility_batch, error_code
+from sqsx_lambda.records import (
+    RecordError,
+    is_fifo_arn,
+    queue_url_for,
+    read_record,
+    records_of,
+)
+from sqsx_lambda.runner import BatchRunner, Fate, Job, RecordResult
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
+
+__all__ = [
+    "DEFAULT_DEADLINE_MARGIN_MS",
+    "BatchItemFailure",
+    "BatchResponse",
+    "LambdaHandler",
+    "default_max_threads",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Default for ``deadline_margin_ms``.
+DEFAULT_DEADLINE_MARGIN_MS = 1_000
+_MAX_THREADS_LIMIT = 1024
+
+
+class BatchItemFailure(TypedDict):
+    """One reported record: Lambda keeps it on the queue."""
+
+    itemIdentifier: str
+
+
+class BatchResponse(TypedDict):
+    """What a function with ``ReportBatchItemFailures`` returns."""
+
+    batchItemFailures: list[BatchItemFailure]
+
+
+def default_max_threads() -> int:
+    """Threads for I/O-bound handlers: ``min(32, cpu_count + 4)`` (Python's own default).
+
+    Lambda gives a function 1 vCPU per 1,769 MB of memory (up to 6).
+    """
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+class LambdaHandler:
+    """Runs an SQS event's records through the handlers registered on ``queue``.
+
+    Use an instance as the function's handler: ``handler(event, context)`` returns
+    ``{"batchItemFailures": [...]}`` (enable ``ReportBatchItemFailures`` on the event source
+    mapping). Create it once, at module level: its thread pool serves every warm invocation.
+
+    Args:
+        queue: a ``Queue`` (task handlers) or ``RawQueue`` (one message handler). Its SQS
+            client sends the visibility changes; its backoff settings and ``poison_policy``
+            apply as in the polling worker.
+        max_threads: records processed at once (1 to 1024; default ``default_max_threads()``).
+            1 runs them inline, one after another, in the invoking thread.
+        queue_url: URL for the visibility changes of every record. Default: the queue's own
+            ``url`` for records of that queue (same account and name; so a local server or a
+            VPC endpoint works), else the public URL derived from the record's
+            ``eventSourceARN``.
+        deadline_margin_ms: milliseconds of the invocation kept free (default 1000). With
+            less than this left no record starts (the rest are reported and made visible at
+            once); records still running with half of it left are reported as failures.
+            Keep it well below the function timeout.
+        logger: an ``aws_lambda_powertools.Logger``. When given, sqsx's log lines go through
+            its handler as structured JSON carrying the Lambda context (request id, function)
+            and, per record, ``message_id`` (and ``message_group_id`` on FIFO queues).
+
+    Attributes:
+        max_threads: the resolved thread count.
+        deadline_margin_ms: the margin in milliseconds.
+
+    Raises:
+        ValueError: ``max_threads`` or ``deadline_margin_ms`` is out of bounds.
+    """
+
+    def __init__(
+        self,
+        queue: BaseQueue,
+        *,
+        max_threads: int | None = None,
+        queue_url: str | None = None,
+        deadline_margin_ms: int = DEFAULT_DEADLINE_MARGIN_MS,
+        logger: Logger | None = None,
+    ) -> None:
+        threads = default_max_threads() if max_threads is None else max_threads
+        if not 1 <= threads <= _MAX_THREADS_LIMIT:
+            raise ValueError(
+                f"max_threads must be between 1 and {_MAX_THREADS_LIMIT}, got {threads}"
+            )
+        if deadline_margin_ms < 0:
+            raise ValueError(f"deadline_margin_ms must be 0 or more, got {deadline_margin_ms}")
+        self._queue = queue
+        self._queue_url = queue_url
+        self._dispatcher: Dispatcher = queue.dispatcher
+        scope = None
+        self._with_context = self._respond
+        if logger is not None:
+            from sqsx_lambda.logs import StructuredLogs
+
+            structured = StructuredLogs(logger)
+            scope = structured.record
+            self._with_context = structured.invocation(self._respond)
+        self._runner = BatchRunner(
+            queue.process,
+            self._dispatcher.backoff,
+            max_threads=threads,
+            deadline_margin_ms=deadline_margin_ms,
+            scope=scope,
+        )
+        self.max_threads = threads
+        self.deadline_margin_ms = deadline_margin_ms
+
+    @property
+    def queue(self) -> BaseQueue:
+        """The queue whose handlers run."""
+        return self._queue
+
+    def __call__(self, event: Mapping[str, Any], context: Any = None) -> BatchResponse:
+        """Process an SQS event; the Lambda entrypoint.
+
+        Args:
+            event: the SQS event (``{"Records": [...]}``).
+            context: the Lambda context: passed to task handlers as
+                ``context["lambda_context"]`` and read for the deadline guard.
+
+        Returns:
+            ``{"batchItemFailures": [{"itemIdentifier": messageId}, ...]}``.
+
+        Raises:
+            EventError: the event is not an SQS event (see ``records_of``).
+        """
+        if context is None:  # a direct call (tests, scripts): no Lambda context keys to log
+            return self._respond(event, context)
+        return self._with_context(event, context)
+
+    def _respond(self, event: Mapping[str, Any], context: Any) -> BatchResponse:
+        return _response(self.process_records(records_of(event), context))
+
+    def process_records(
+        self, records: Sequence[Mapping[str, Any]], context: Any = None
+    ) -> list[RecordResult]:
+        """Run ``records`` (already checked by ``records_of``), apply their visibility
+        changes, and return one ``RecordResult`` per record, in order."""
+        if not records:
+            return []
+        jobs = [self._job(record) for record in records]
+        fifo = any(is_fifo_arn(record.get("eventSourceARN")) for record in records) or (
+            self._queue.url.endswith(".fifo")
+        )
+        results = self._runner.run(jobs, context, ordered_groups=fifo)
+        urls = [self._url_for(record) for record in records]
+        self._change_visibility(results, urls)
+        _log_summary(results, urls[0])
+        return results
+
+    def close(self) -> None:
+        """Stop the thread pool (for tests and local tools; Lambda never needs it)."""
+        self._runner.close()
+
+    def _job(self, record: Mapping[str, Any]) -> Job:
+        try:
+            return Job(read_record(record))
+        except RecordError as err:
+            return Job(err.envelope, self._dispatcher.unprocessable(err.envelope, err))
+
+    def _url_for(self, record: Mapping[str, Any]) -> str:
+        if self._queue_url is not None:
+            return self._queue_url
+        return queue_url_for(record.get("eventSourceARN"), self._queue.url)
+
+    def _change_visibility(self, results: Sequence[RecordResult], urls: Sequence[str]) -> None:
+        """One ChangeMessageVisibilityBatch per ten records to hide or release, per queue."""
+        entries: dict[str, list[BatchEntry]] = defaultdict(list)
+        for result, url in zip(results, urls, strict=True):
+            seconds = result.visibility_timeout
+            if seconds is None:
+                continue
+            message = result.message
+            if not message.receipt_handle:
+                logger.warning(
+                    "no receipt handle: visibility not changed message_id=%s queue_url=%s",
+                    message.message_id,
+                    url,
+                )
+                continue
+            entries[url].append(BatchEntry(message.message_id, message.receipt_handle, seconds))
+        for url, batch in entries.items():
+            for start in range(0, len(batch), MAX_BATCH_ENTRIES):
+                self._send_chunk(url, batch[start : start + MAX_BATCH_ENTRIES])
+
+    def _send_chunk(self, url: str, chunk: Sequence[BatchEntry]) -> None:
+        try:
+            refused = change_visibility_batch(self._queue.sqs_client, url, chunk)
+        except Exception as err:  # the response must still go out: the records stay reported
+            logger.error(
+                "ChangeMessageVisibilityBatch failed: %s; these records keep the queue's "
+                "visibility timeout message_ids=%s queue_url=%s",
+                error_code(err),
+                ",".join(entry.message_id for entry in chunk),
+                url,
+                exc_info=logger.isEnabledFor(logging.DEBUG),
+            )
+            return
+        for failure in refused:
+            logger.error(
+                "SQS refused a visibility change: %s %s message_id=%s queue_url=%s",
+                failure.code,
+                failure.detail,
+                failure.entry.message_id,
+                url,
+            )
+
+
+def _response(results: Sequence[RecordResult]) -> BatchResponse:
+    """The ``batchItemFailures`` answer for ``results``: every reported record, in order."""
+    return {
+        "batchItemFailures": [
+            {"itemIdentifier": result.message.message_id} for result in results if result.reported
+        ]
+    }
+
+
+def _log_summary(results: Sequence[RecordResult], url: str) -> None:
+    skipped = [r.message.message_id for r in results if r.fate is Fate.SKIPPED]
+    abandoned = [r.message.message_id for r in results if r.fate is Fate.ABANDONED]
+    if skipped:
+        reasons = sorted({r.reason for r in results if r.fate is Fate.SKIPPED})
+        logger.warning(
+            "%d records not run (%s), made visible again message_ids=%s queue_url=%s",
+            len(skipped),
+            "; ".join(reasons),
+            ",".join(skipped),
+            url,
+        )
+    if abandoned:
+        logger.warning(
+            "%d records still running at the deadline, reported as failures; they reappear "
+            "after the queue's visibility timeout message_ids=%s queue_url=%s",
+            len(abandoned),
+            ",".join(abandoned),
+            url,
+        )
+    logger.info(
+        "batch of %d records: %d deleted, %d reported queue_url=%s",
+        len(results),
+        sum(not r.reported for r in results),
+        sum(r.reported for r in results),
+        url,
+    )

@@ -1,0 +1,58 @@
+"""Structured logs through a Powertools ``Logger``, imported only when one is given.
+
+sqsx logs with the standard library (``sqsx.*`` and ``sqsx_lambda.*`` loggers). Given a
+Powertools ``Logger``, those loggers are pointed at its handler, so every line comes out as
+one JSON object with the Lambda context keys Powertools adds (``function_request_id``,
+``function_name``, ``cold_start``...) and, while a record runs, ``message_id`` (plus
+``message_group_id`` on FIFO queues) on the lines of the thread running it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqsx.message import Message
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
+
+__all__ = ["StructuredLogs"]
+
+_LOGGERS = ("sqsx", "sqsx_lambda")
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
+
+
+class StructuredLogs:
+    """Routes sqsx's loggers through ``logger`` and adds per-invocation and per-record keys.
+
+    Args:
+        logger: the function's Powertools ``Logger``; its level applies to sqsx's loggers.
+    """
+
+    def __init__(self, logger: Logger) -> None:
+        from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+
+        for name in _LOGGERS:
+            logging.getLogger(name)  # registered, so that the copy below finds it
+        copy_config_to_registered_loggers(source_logger=logger, include=set(_LOGGERS))
+        self._logger = logger
+
+    def invocation(self, entrypoint: _Fn) -> _Fn:
+        """``entrypoint`` with the Lambda context keys added to every line it logs."""
+        wrapped: _Fn = self._logger.inject_lambda_context(entrypoint)
+        return wrapped
+
+    @contextmanager
+    def record(self, message: Message) -> Iterator[None]:
+        """Add ``message_id`` (and ``message_group_id``) to this thread's lines meanwhile."""
+        keys: dict[str, object] = {"message_id": message.message_id}
+        if message.group_id is not None:
+            keys["message_group_id"] = message.group_id
+        self._logger.thread_safe_append_keys(**keys)
+        try:
+            yield
+        finally:
+            self._logger.thread_safe_remove_keys(list(keys))

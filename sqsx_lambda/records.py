@@ -1,0 +1,306 @@
+"""Lambda's SQS event shape, and the boto3 ReceiveMessage shape handlers already know.
+
+Lambda hands a function ``{"Records": [...]}`` whose records spell their fields in
+camelCase (``messageId``, ``receiptHandle``, ``messageAttributes`` with ``stringValue`` /
+``binaryValue`` / ``dataType``, binary values as base64 text). A handler written for the
+polling worker expects boto3's shape (``MessageId``, ``ReceiptHandle``, ``MessageAttributes``
+with ``StringValue`` / ``BinaryValue`` as bytes / ``DataType``). ``to_boto3`` converts the
+first into the second; ``to_lambda`` goes back, for tests and sample events.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqsx.exceptions import SqsxError, UnprocessableMessageError
+from sqsx.message import Message
+
+__all__ = [
+    "EventError",
+    "RecordError",
+    "envelope",
+    "is_fifo_arn",
+    "queue_url_for",
+    "queue_url_from_arn",
+    "read_record",
+    "records_of",
+    "to_boto3",
+    "to_lambda",
+]
+
+#: ``eventSource`` of a record delivered by an SQS event source mapping.
+SQS_EVENT_SOURCE = "aws:sqs"
+
+# Lambda attribute key -> boto3 attribute key, for message attribute values.
+_VALUE_KEYS = (
+    ("stringValue", "StringValue"),
+    ("stringListValues", "StringListValues"),
+)
+_BINARY_KEYS = (
+    ("binaryValue", "BinaryValue"),
+    ("binaryListValues", "BinaryListValues"),
+)
+
+
+class EventError(SqsxError, ValueError):
+    """The event is not an SQS event, or cannot be answered record by record.
+
+    Raised before any handler runs; the message names what is wrong. Lambda then retries
+    the whole batch (or sends it to the function's on-failure destination).
+    """
+
+
+class RecordError(UnprocessableMessageError, ValueError):
+    """One record of an SQS event cannot be read; only that record fails, and it is treated
+    as any unprocessable message (backed off, or deleted under ``poison_policy="delete"``).
+
+    Attributes:
+        envelope: what could be read of the record (message id, receipt handle when
+            present, receive count, group id), so that it can still be reported and
+            given a backoff.
+    """
+
+    def __init__(self, reason: str, envelope: Message) -> None:
+        super().__init__(f"record {envelope.message_id}: {reason}")
+        self.reason = reason
+        self.envelope = envelope
+
+
+def records_of(event: object) -> Sequence[Mapping[str, Any]]:
+    """The records of an SQS event, each checked to be an SQS record with a message id.
+
+    A record without a usable ``messageId`` cannot be reported on its own (Lambda fails
+    the whole batch on an invalid ``itemIdentifier``), so it makes the event invalid.
+
+    Raises:
+        EventError: ``event`` is not a mapping, has no ``Records`` list, or holds a record
+            that is not an object, does not come from ``aws:sqs``, or has no message id.
+    """
+    if not isinstance(event, Mapping):
+        raise EventError(f"the event is a {type(event).__name__}, not an SQS event object")
+    records = event.get("Records")
+    if records is None:
+        keys = ", ".join(sorted(str(key) for key in event)[:5]) or "none"
+        raise EventError(
+            f"the event has no 'Records' list (its keys: {keys}); is this function "
+            "triggered by an SQS event source mapping?"
+        )
+    if not isinstance(records, Sequence) or isinstance(records, str | bytes):
+        raise EventError(f"the event's 'Records' is a {type(records).__name__}, not a list")
+    for index, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise EventError(f"Records[{index}] is a {type(record).__name__}, not an object")
+        source = record.get("eventSource")
+        if source != SQS_EVENT_SOURCE:
+            raise EventError(
+                f"Records[{index}] has eventSource {source!r}, not {SQS_EVENT_SOURCE!r}: "
+                "this handler only takes SQS events"
+            )
+        message_id = record.get("messageId")
+        if not isinstance(message_id, str) or not message_id:
+            raise EventError(
+                f"Records[{index}] has no messageId, so it cannot be reported on its own"
+            )
+    return records
+
+
+def envelope(record: Mapping[str, Any], raw: Mapping[str, Any] | None = None) -> Message:
+    """What identifies ``record`` (id, receipt handle, receive count, group), read leniently.
+
+    Args:
+        record: a Lambda SQS record whose ``messageId`` is known to be a string.
+        raw: the ``Message.raw`` to carry (default: an empty mapping).
+    """
+    attributes = record.get("attributes")
+    if not isinstance(attributes, Mapping):
+        attributes = {}
+    try:
+        receive_count = int(attributes.get("ApproximateReceiveCount", 1))
+    except (TypeError, ValueError):
+        receive_count = 1
+    handle = record.get("receiptHandle")
+    group = attributes.get("MessageGroupId")
+    return Message(
+        raw={} if raw is None else raw,
+        message_id=str(record.get("messageId", "")),
+        receipt_handle=handle if isinstance(handle, str) else "",
+        receive_count=max(receive_count, 1),
+        group_id=group if isinstance(group, str) else None,
+    )
+
+
+def read_record(record: Mapping[str, Any]) -> Message:
+    """``record`` as a ``Message`` whose ``raw`` is the boto3 ReceiveMessage shape.
+
+    Raises:
+        RecordError: the record cannot be converted; its ``envelope`` still identifies it.
+    """
+    try:
+        raw = to_boto3(record)
+    except ValueError as err:
+        raise RecordError(str(err), envelope(record)) from err
+    return envelope(record, raw)
+
+
+def to_boto3(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Convert a Lambda SQS record to a message as boto3's ``receive_message`` returns it.
+
+    ``binaryValue`` (base64 text in the event) becomes ``BinaryValue`` bytes, as boto3
+    gives them. ``MD5OfMessageAttributes`` is present only when the record has one.
+
+    Raises:
+        ValueError: a field is missing or has the wrong type; the message names it.
+    """
+    handle = record.get("receiptHandle")
+    if not isinstance(handle, str) or not handle:
+        raise ValueError("receiptHandle is missing")
+    body = record.get("body")
+    if not isinstance(body, str):
+        raise ValueError(f"body is a {type(body).__name__}, not a string")
+    attributes = record.get("attributes")
+    if attributes is None:
+        attributes = {}
+    if not isinstance(attributes, Mapping):
+        raise ValueError(f"attributes is a {type(attributes).__name__}, not an object")
+    message: dict[str, Any] = {
+        "MessageId": str(record.get("messageId", "")),
+        "ReceiptHandle": handle,
+        "MD5OfBody": record.get("md5OfBody") or "",
+        "Body": body,
+        "Attributes": {str(key): str(value) for key, value in attributes.items()},
+    }
+    md5_of_attributes = record.get("md5OfMessageAttributes")
+    if md5_of_attributes:
+        message["MD5OfMessageAttributes"] = md5_of_attributes
+    message_attributes = record.get("messageAttributes")
+    if message_attributes is None:
+        message_attributes = {}
+    if not isinstance(message_attributes, Mapping):
+        raise ValueError(
+            f"messageAttributes is a {type(message_attributes).__name__}, not an object"
+        )
+    if message_attributes:
+        message["MessageAttributes"] = {
+            str(name): _attribute_to_boto3(str(name), value)
+            for name, value in message_attributes.items()
+        }
+    return message
+
+
+def _attribute_to_boto3(name: str, value: object) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"message attribute {name!r} is not an object")
+    data_type = value.get("dataType")
+    if not isinstance(data_type, str) or not data_type:
+        raise ValueError(f"message attribute {name!r} has no dataType")
+    converted: dict[str, Any] = {"DataType": data_type}
+    for lambda_key, boto3_key in _VALUE_KEYS:
+        if value.get(lambda_key):
+            converted[boto3_key] = value[lambda_key]
+    for lambda_key, boto3_key in _BINARY_KEYS:
+        item = value.get(lambda_key)
+        if not item:
+            continue
+        try:
+            if isinstance(item, str):
+                converted[boto3_key] = _b64decode(item)
+            else:
+                converted[boto3_key] = [_b64decode(part) for part in item]
+        except (binascii.Error, TypeError, ValueError) as err:
+            raise ValueError(
+                f"message attribute {name!r} has a {lambda_key} that is not base64"
+            ) from err
+    return converted
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+def to_lambda(
+    message: Mapping[str, Any], *, event_source_arn: str, aws_region: str | None = None
+) -> dict[str, Any]:
+    """Convert a boto3 ReceiveMessage message to the record Lambda would deliver.
+
+    For tests and sample events: receive real messages, convert them, hand the event to
+    a handler. Receive with ``AttributeNames=["All"]`` and ``MessageAttributeNames=["All"]``
+    so the record carries what Lambda's would.
+
+    Args:
+        message: one entry of ``receive_message(...)["Messages"]``.
+        event_source_arn: the queue's ARN (``arn:aws:sqs:REGION:ACCOUNT:NAME``).
+        aws_region: the record's ``awsRegion`` (default: the ARN's region).
+    """
+    region = aws_region or _arn_parts(event_source_arn)[0]
+    attributes = {}
+    for name, value in (message.get("MessageAttributes") or {}).items():
+        converted: dict[str, Any] = {
+            "stringValue": value.get("StringValue"),
+            "binaryValue": None,
+            "stringListValues": list(value.get("StringListValues") or []),
+            "binaryListValues": [
+                base64.b64encode(part).decode("ascii")
+                for part in value.get("BinaryListValues") or []
+            ],
+            "dataType": value["DataType"],
+        }
+        binary = value.get("BinaryValue")
+        if binary is not None:
+            converted["binaryValue"] = base64.b64encode(binary).decode("ascii")
+        attributes[name] = {key: item for key, item in converted.items() if item is not None}
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": dict(message.get("Attributes") or {}),
+        "messageAttributes": attributes,
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "md5OfMessageAttributes": message.get("MD5OfMessageAttributes"),
+        "eventSource": SQS_EVENT_SOURCE,
+        "eventSourceARN": event_source_arn,
+        "awsRegion": region,
+    }
+
+
+def queue_url_from_arn(arn: str) -> str:
+    """``arn:aws:sqs:REGION:ACCOUNT:NAME`` -> ``https://sqs.REGION.amazonaws.com/ACCOUNT/NAME``.
+
+    China regions get the ``amazonaws.com.cn`` domain.
+
+    Raises:
+        ValueError: ``arn`` is not an SQS queue ARN.
+    """
+    region, account, name = _arn_parts(arn)
+    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://sqs.{region}.{domain}/{account}/{name}"
+
+
+def queue_url_for(arn: object, queue_url: str) -> str:
+    """The URL to change the visibility of a record from queue ``arn``.
+
+    ``queue_url`` (the ``Queue``'s own URL) when it names the same queue (same account and
+    name; its host may be a local server or a VPC endpoint) or when ``arn`` is not an SQS
+    ARN; otherwise the public URL derived from ``arn``.
+    """
+    try:
+        _, account, name = _arn_parts(arn)
+    except ValueError:
+        return queue_url
+    if queue_url.rstrip("/").split("/")[-2:] == [account, name]:
+        return queue_url
+    return queue_url_from_arn(str(arn))
+
+
+def is_fifo_arn(arn: object) -> bool:
+    """True when ``arn`` names a FIFO queue (its name ends in ``.fifo``)."""
+    return isinstance(arn, str) and arn.endswith(".fifo")
+
+
+def _arn_parts(arn: object) -> tuple[str, str, str]:
+    parts = arn.split(":") if isinstance(arn, str) else []
+    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sqs" or not all(parts[3:]):
+        raise ValueError(f"not an SQS queue ARN: {arn!r}")
+    return parts[3], parts[4], parts[5]
