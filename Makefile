@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-SOURCES := sqsx sqsx_lambda tests examples bench
+SOURCES := $(wildcard sqsx sqsx_lambda tests examples bench)
 
 .PHONY: help venv lint format test test-fast demo bench clean build-SqsxLayer
 
@@ -36,6 +36,15 @@ test: lint
 
 test-fast: venv
 	$(BIN)/pytest -m "not fault"
+
+# Both runtimes on an embedded SQS (moto, 127.0.0.1): `sqsx worker --drain`, then sqsx_lambda.
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+# Polling, Lambda and cold-start figures on a simulated SQS; prints one table and refreshes
+# BENCHMARKS.md, bench/results.json and bench/throughput.png (about 3 minutes).
+bench: $(STAMP)
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
