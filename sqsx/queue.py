@@ -126,6 +126,19 @@ class BaseQueue:
         """The processing core for this queue (used by the runtimes)."""
         raise NotImplementedError  # pragma: no cover
 
+    def copy(self, *, url: str | None = None, sqs_client: Any = None) -> BaseQueue:
+        """A queue of the same kind, settings and handlers for another URL or client
+        (``None`` keeps this queue's). Handlers registered later on either are not shared."""
+        raise NotImplementedError  # pragma: no cover
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "min_backoff_seconds": self.min_backoff_seconds,
+            "max_backoff_seconds": self.max_backoff_seconds,
+            "max_message_bytes": self.max_message_bytes,
+            "poison_policy": self._options.poison_policy,
+        }
+
     # -- processing ------------------------------------------------------------------------
 
     def process(self, message: Mapping[str, Any] | Message, lambda_context: Any = None) -> Outcome:
@@ -352,6 +365,20 @@ class Queue(BaseQueue):
         """The processing core for this queue."""
         return self._dispatcher
 
+    def copy(self, *, url: str | None = None, sqs_client: Any = None) -> Queue:
+        """This queue's settings and task handlers, for another URL or client."""
+        twin = Queue(
+            url=url or self.url,
+            sqs_client=sqs_client or self._client,
+            validate_on_send=self._validate_on_send,
+            **self._settings(),
+        )
+        for name in self._registry.names():
+            handler = self._registry.get(name)
+            if handler is not None:
+                twin.add_task_handler(name, handler)
+        return twin
+
     def add_task(self, task_name: str, **kwargs: Any) -> Any:
         """Send task ``task_name`` with JSON-serialisable ``kwargs`` (as sqsx 0.7 did).
 
@@ -472,6 +499,11 @@ class RawQueue(BaseQueue):
     def dispatcher(self) -> Dispatcher:
         """The processing core for this queue."""
         return self._dispatcher
+
+    def copy(self, *, url: str | None = None, sqs_client: Any = None) -> RawQueue:
+        """This queue's settings and message handler, for another URL or client."""
+        handler = self._dispatcher.handler
+        return RawQueue(url or self.url, handler, sqs_client or self._client, **self._settings())
 
     def add_message(
         self,

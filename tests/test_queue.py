@@ -732,3 +732,32 @@ def test_transient_ack_errors_are_logged_and_retried(
     assert injected.left == 0
     assert f"{operation} call failed: ThrottlingException" in caplog.text
     assert counts == ([1, 2] if raises else [1])
+
+
+def test_copy_keeps_kind_settings_and_handlers(sqs_client: Any, make_queue: Any) -> None:
+    # Given a configured queue with a handler, and a second queue on the server
+    first, second = make_queue(), make_queue()
+    queue = Queue(
+        url=first,
+        sqs_client=sqs_client,
+        min_backoff_seconds=3,
+        max_backoff_seconds=7,
+        poison_policy="delete",
+        validate_on_send=True,
+    )
+    seen: list[int] = []
+    queue.add_task_handler("t", lambda context, n: seen.append(n))
+
+    # When it is copied for the second URL
+    twin = queue.copy(url=second)
+
+    # Then the copy has the same settings and handlers, and works on its own URL
+    assert (twin.url, twin.min_backoff_seconds, twin.max_backoff_seconds) == (second, 3, 7)
+    assert twin.task_names == ["t"] and twin.sqs_client is sqs_client
+    twin.add_task("t", n=5)
+    twin.consume_messages(
+        run_forever=False, polling_wait_seconds=1, enable_signal_to_exit_gracefully=False
+    )
+    assert seen == [5]
+    raw = RawQueue(url=first, message_handler_function=print, sqs_client=sqs_client)
+    assert raw.copy(url=second).dispatcher.handler is print  # type: ignore[attr-defined]

@@ -1,0 +1,177 @@
+"""The ``sqsx`` command: ``worker``, ``local``, ``send`` and ``stats``.
+
+Exit codes:
+
+- 0: done (a worker drained, or stopped gracefully after a signal);
+- 1: a failure outside the command line (SQS refused or could not be reached, the
+  port is taken, moto is not installed);
+- 2: a bad invocation (bad arguments, a ``MODULE:ATTR`` that does not load or is not a
+  queue, bad ``--kwargs``);
+- 128 + the signal's number (130 for SIGINT, 143 for SIGTERM): a worker stopped by a
+  second signal without waiting for its running handlers.
+
+Only this package imports ``rich`` (lazily, for the progress bar) and ``sqsx.local``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from sqsx import __version__
+from sqsx.cli.target import CommandFailed, UsageError
+from sqsx.cli.tools import run_local, run_send, run_stats
+from sqsx.cli.worker import run_worker, say
+from sqsx.sqs import error_code
+
+__all__ = ["build_parser", "main"]
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``sqsx`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit
+    code. Errors get one line on stderr, ``sqsx COMMAND: error: ...``, not a traceback."""
+    args = build_parser().parse_args(argv)
+    prefix = f"sqsx {args.command}: error:"
+    try:
+        code: int = args.run(args)
+    except UsageError as err:
+        say(f"{prefix} {err}")
+        return EXIT_USAGE
+    except CommandFailed as err:
+        say(f"{prefix} {err}")
+        return EXIT_FAILURE
+    except (ClientError, BotoCoreError) as err:
+        say(f"{prefix} {error_code(err)}: {err}")
+        return EXIT_FAILURE
+    except KeyboardInterrupt:  # Ctrl-C before a command installed its own handlers
+        return EXIT_INTERRUPTED
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``sqsx`` command."""
+    parser = argparse.ArgumentParser(prog="sqsx", description="A task processor for Amazon SQS.")
+    parser.add_argument("--version", action="version", version=f"sqsx {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _worker_parser(commands.add_parser("worker", help="consume a queue until stopped or drained"))
+    _local_parser(commands.add_parser("local", help="run an embedded SQS (moto) on 127.0.0.1"))
+    _send_parser(commands.add_parser("send", help="enqueue tasks"))
+    _stats_parser(commands.add_parser("stats", help="a queue's depth and its DLQ's"))
+    return parser
+
+
+def _worker_parser(worker: argparse.ArgumentParser) -> None:
+    _target_arguments(worker)
+    add = worker.add_argument
+    add("--threads", type=_bounded(int, 1, 1024), default=8, help="handler threads (default 8)")
+    add(
+        "--max-messages",
+        type=_bounded(int, 1, 10),
+        default=10,
+        help="messages per ReceiveMessage call, 1 to 10 (default 10)",
+    )
+    add(
+        "--polling-wait",
+        type=_bounded(int, 0, 20),
+        default=10,
+        help="long-polling seconds per receive, 0 to 20 (default 10)",
+    )
+    add(
+        "--stop-timeout",
+        type=_bounded(float, 0),
+        default=None,
+        help="seconds running handlers get to finish after a stop request (default: no limit)",
+    )
+    add("--drain", action="store_true", help="exit once the queue is empty and nothing runs")
+    add(
+        "--log-level",
+        type=str.upper,
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="default INFO",
+    )
+    add(
+        "--progress-interval",
+        type=_bounded(float, 0),
+        default=5.0,
+        help="seconds between progress lines; 0 shows no progress (default 5)",
+    )
+    worker.set_defaults(run=run_worker)
+
+
+def _local_parser(local: argparse.ArgumentParser) -> None:
+    add = local.add_argument
+    add("--port", type=_bounded(int, 0, 65535), default=9324, help="default 9324; 0 picks one")
+    add("--queue", action="append", default=[], metavar="NAME", help="create this queue")
+    add("--with-dlq", action="store_true", help="give each --queue a NAME-dlq dead-letter queue")
+    add(
+        "--max-receives",
+        type=_bounded(int, 1, 1000),
+        default=5,
+        help="receives before a message is dead-lettered, with --with-dlq (default 5)",
+    )
+    local.set_defaults(run=run_local)
+
+
+def _send_parser(send: argparse.ArgumentParser) -> None:
+    _target_arguments(send)
+    add = send.add_argument
+    add("task_name", metavar="TASK_NAME")
+    add("--kwargs", default="{}", help="the task's arguments, a JSON object (default {})")
+    add("--count", type=_bounded(int, 1), default=1, help="copies to send (default 1)")
+    add("--group-id", help="MessageGroupId, required for FIFO queues")
+    send.set_defaults(run=run_send)
+
+
+def _stats_parser(stats: argparse.ArgumentParser) -> None:
+    add = stats.add_argument
+    add(
+        "queue_url",
+        metavar="QUEUE_URL",
+        nargs="?",
+        default=os.environ.get("SQSX_QUEUE_URL"),
+        help="default: $SQSX_QUEUE_URL",
+    )
+    add("--endpoint-url", default=os.environ.get("SQSX_ENDPOINT_URL"), help="$SQSX_ENDPOINT_URL")
+    add("--json", action="store_true", help="print a JSON object")
+    stats.set_defaults(run=run_stats)
+
+
+def _target_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("target", metavar="MODULE:ATTR", help="a Queue/RawQueue, or a function returning one")
+    add(
+        "--queue-url",
+        default=os.environ.get("SQSX_QUEUE_URL"),
+        help="use this queue URL instead of the module's (default: $SQSX_QUEUE_URL)",
+    )
+    add(
+        "--endpoint-url",
+        default=os.environ.get("SQSX_ENDPOINT_URL"),
+        help="send SQS requests here, e.g. http://127.0.0.1:9324 (default: $SQSX_ENDPOINT_URL)",
+    )
+    add("--app-dir", default=".", help="directory put on sys.path before importing (default .)")
+
+
+def _bounded(kind: Callable[[str], Any], low: float, high: float | None = None) -> Any:
+    """An argparse type: ``kind(text)`` between ``low`` and ``high`` (inclusive)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from err
+        if value < low or (high is not None and value > high):
+            bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    return parse

@@ -1,0 +1,300 @@
+"""Live progress of a running worker, and its summary at exit (used by ``sqsx worker``).
+
+Two reporters read ``queue.stats()`` from a background thread:
+
+- ``CounterLines`` writes one line of counters every ``interval`` seconds (any stream);
+- ``DrainBar`` draws a progress bar against the queue's approximate depth, with rate and
+  ETA, using ``rich`` (a terminal and ``--drain`` only; imported lazily).
+
+``read_depth`` reads the queue's approximate counts; ``sqsx stats`` uses it too.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TextIO
+
+from sqsx.queue import BaseQueue
+from sqsx.sqs import SqsClient, error_code
+from sqsx.stats import StatsSnapshot
+
+__all__ = [
+    "CounterLines",
+    "DrainBar",
+    "QueueDepth",
+    "Reporter",
+    "format_counters",
+    "format_summary",
+    "make_reporter",
+    "read_depth",
+]
+
+logger = logging.getLogger(__name__)
+
+_DEPTH_ATTRIBUTES = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+)
+# The bar redraws this often and re-reads the queue's depth at most this often (seconds).
+_BAR_TICK_SECONDS = 0.25
+_DEPTH_EVERY_SECONDS = 1.0
+# The bar's rate is taken over this many recent seconds.
+_RATE_WINDOW_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """A queue's approximate message counts, as SQS reports them.
+
+    Attributes:
+        visible: messages ready to be received.
+        in_flight: messages received and not yet deleted or visible again.
+        delayed: messages sent with a delay that has not yet passed.
+    """
+
+    visible: int
+    in_flight: int
+    delayed: int
+
+    @property
+    def total(self) -> int:
+        """Every message still on the queue."""
+        return self.visible + self.in_flight + self.delayed
+
+
+def read_depth(client: SqsClient, queue_url: str) -> QueueDepth:
+    """Read ``queue_url``'s approximate counts with one GetQueueAttributes call.
+
+    Raises:
+        botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError: the call failed.
+    """
+    attributes = client.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=list(_DEPTH_ATTRIBUTES)
+    )["Attributes"]
+    visible, in_flight, delayed = (int(attributes.get(name, 0)) for name in _DEPTH_ATTRIBUTES)
+    return QueueDepth(visible=visible, in_flight=in_flight, delayed=delayed)
+
+
+def format_counters(snapshot: StatsSnapshot, rate: float) -> str:
+    """One progress line: ``rate`` (processed messages per second) and the counters."""
+    return (
+        f"sqsx: {rate:.1f} msg/s | processed {snapshot.processed:,} | "
+        f"succeeded {snapshot.succeeded:,} | retried {snapshot.retried:,} | "
+        f"dropped {snapshot.no_retry:,} | unprocessable {snapshot.unprocessable:,} | "
+        f"in flight {snapshot.in_flight:,}"
+    )
+
+
+def format_summary(snapshot: StatsSnapshot, seconds: float, ending: str) -> str:
+    """The summary printed when a worker exits (three lines).
+
+    Args:
+        snapshot: the counters at exit.
+        seconds: how long the worker ran, in seconds.
+        ending: how it ended, e.g. ``"drained"`` or ``"stopped gracefully (SIGTERM)"``.
+    """
+    rate = snapshot.processed / seconds if seconds > 0 else 0.0
+    return (
+        f"sqsx: {ending} after {seconds:.1f} s: processed {snapshot.processed:,} "
+        f"({rate:.1f} msg/s), received {snapshot.received:,}\n"
+        f"  succeeded {snapshot.succeeded:,} | retried {snapshot.retried:,} | "
+        f"dropped (NoRetry) {snapshot.no_retry:,} | unprocessable {snapshot.unprocessable:,} | "
+        f"released {snapshot.released:,}\n"
+        f"  handler latency p50 {_ms(snapshot.latency_p50)} | p95 {_ms(snapshot.latency_p95)} | "
+        f"max {_ms(snapshot.latency_max)}"
+    )
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+class Reporter:
+    """A background thread that shows progress until ``stop()``; a context manager.
+
+    Args:
+        queue: the queue whose ``stats()`` are shown.
+        interval: seconds between two updates.
+    """
+
+    def __init__(self, queue: BaseQueue, interval: float) -> None:
+        self._queue = queue
+        self._interval = interval
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="sqsx-progress", daemon=True)
+
+    def start(self) -> None:
+        """Start updating."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop updating (idempotent) and wait for the last update to be drawn."""
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+    def log_handler(self) -> logging.Handler | None:
+        """A handler that prints log records without garbling the display, or ``None``
+        when plain stderr logging is fine."""
+        return None
+
+    def _loop(self) -> None:
+        while not self._done.wait(self._interval):
+            self._update(final=False)
+        self._update(final=True)
+
+    def _update(self, *, final: bool) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __enter__(self) -> Reporter:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class CounterLines(Reporter):
+    """Writes ``format_counters`` to ``stream`` every ``interval`` seconds; the rate is over
+    the last interval."""
+
+    def __init__(self, queue: BaseQueue, interval: float, stream: TextIO) -> None:
+        super().__init__(queue, interval)
+        self._stream = stream
+        self._last = queue.stats()
+
+    def _update(self, *, final: bool) -> None:
+        if final:
+            return  # the summary follows
+        snapshot = self._queue.stats()
+        seconds = snapshot.elapsed - self._last.elapsed
+        rate = (snapshot.processed - self._last.processed) / seconds if seconds > 0 else 0.0
+        self._last = snapshot
+        self._stream.write(format_counters(snapshot, rate) + "\n")
+        self._stream.flush()
+
+
+class DrainBar(Reporter):
+    """A ``rich`` progress bar for a draining worker.
+
+    The bar's total is the messages this worker has finished with (deleted) plus the
+    queue's approximate depth, re-read at most once a second; it converges as the queue
+    empties. Messages moved to a dead-letter queue leave the total.
+
+    Args:
+        queue: the draining queue.
+        stream: the terminal to draw on (stderr).
+
+    Raises:
+        ImportError: ``rich`` is not installed (``pip install 'sqsx[cli]'``).
+    """
+
+    def __init__(self, queue: BaseQueue, stream: TextIO) -> None:
+        super().__init__(queue, _BAR_TICK_SECONDS)
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self._console = Console(file=stream)
+        self._progress = Progress(
+            TextColumn("[bold]draining[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:>7.1f} msg/s  ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[counters]}"),
+            console=self._console,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self._deletes_unprocessable = queue.dispatcher.poison_policy == "delete"
+        self._depth: QueueDepth | None = None
+        self._next_depth = 0.0  # read at the first update
+        self._window: deque[tuple[float, int]] = deque()
+        self._task = self._progress.add_task("draining", total=None, rate=0.0, counters="")
+
+    def start(self) -> None:
+        """Draw the bar and start updating it."""
+        self._update(final=False)
+        self._progress.start()
+        super().start()
+
+    def stop(self) -> None:
+        """Draw the final state and leave the bar on screen."""
+        super().stop()
+        self._progress.stop()
+
+    def log_handler(self) -> logging.Handler:
+        """A ``rich`` log handler that prints above the bar."""
+        from rich.logging import RichHandler
+
+        return RichHandler(console=self._console, show_path=False)
+
+    def _read_depth(self, last: QueueDepth | None) -> QueueDepth | None:
+        try:
+            return read_depth(self._queue.sqs_client, self._queue.url)
+        except Exception as err:  # the bar must not stop the worker
+            logger.debug(
+                "could not read queue depth: %s queue_url=%s", error_code(err), self._queue.url
+            )
+            return last
+
+    def _update(self, *, final: bool) -> None:
+        now = time.monotonic()
+        if final or now >= self._next_depth:
+            self._depth = self._read_depth(self._depth)
+            self._next_depth = now + _DEPTH_EVERY_SECONDS
+        snapshot = self._queue.stats()
+        done = snapshot.succeeded + snapshot.no_retry
+        if self._deletes_unprocessable:
+            done += snapshot.unprocessable
+        total = None if self._depth is None else done + self._depth.total
+        self._progress.update(
+            self._task,
+            completed=done,
+            total=total,
+            rate=self._rate(now, snapshot.processed),
+            counters=(
+                f"retried {snapshot.retried:,} · dropped {snapshot.no_retry:,} · "
+                f"in flight {snapshot.in_flight:,}"
+            ),
+            refresh=final,
+        )
+
+    def _rate(self, now: float, processed: int) -> float:
+        self._window.append((now, processed))
+        while len(self._window) > 2 and now - self._window[0][0] > _RATE_WINDOW_SECONDS:
+            self._window.popleft()
+        first_time, first_count = self._window[0]
+        return (processed - first_count) / (now - first_time) if now > first_time else 0.0
+
+
+def make_reporter(
+    queue: BaseQueue, *, drain: bool, interval: float, stream: TextIO
+) -> Reporter | None:
+    """The reporter for a worker: none when ``interval`` is 0; a bar when draining on a
+    terminal with ``rich`` installed; else counter lines every ``interval`` seconds."""
+    if interval <= 0:
+        return None
+    if drain and stream.isatty():
+        try:
+            return DrainBar(queue, stream)
+        except ImportError:
+            logger.info("rich is not installed: showing counter lines (pip install 'sqsx[cli]')")
+    return CounterLines(queue, interval, stream)

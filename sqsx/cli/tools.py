@@ -1,0 +1,202 @@
+"""``sqsx local``, ``sqsx send`` and ``sqsx stats``: a local SQS, and a queue's two ends."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import time
+import uuid
+from collections.abc import Sequence
+from errno import EADDRINUSE
+from typing import Any
+
+from sqsx.cli.progress import read_depth
+from sqsx.cli.target import (
+    CommandFailed,
+    UsageError,
+    load_queue,
+    make_client,
+    region_of,
+    with_overrides,
+)
+from sqsx.cli.worker import STOP_SIGNALS, say
+from sqsx.queue import Queue
+from sqsx.sending import TaskMessage
+
+__all__ = ["create_queues", "run_local", "run_send", "run_stats"]
+
+
+# -- local ----------------------------------------------------------------------------------
+
+
+def run_local(args: argparse.Namespace) -> int:
+    """Run ``sqsx local``: serve until SIGINT/SIGTERM; returns the exit code.
+
+    Raises:
+        CommandFailed: moto is not installed, or the port is taken.
+    """
+    from sqsx.local import DEFAULT_ACCOUNT_ID, LocalSqs, LocalSqsUnavailable
+
+    server = LocalSqs(port=args.port)
+    try:
+        server.start()
+    except LocalSqsUnavailable as err:
+        raise CommandFailed(f"{err} (the 'local' extra)") from err
+    except OSError as err:
+        hint = " (another local SQS? --port 0 picks a free port)" if err.errno == EADDRINUSE else ""
+        raise CommandFailed(
+            f"cannot listen on 127.0.0.1:{args.port}: {err.strerror}{hint}"
+        ) from err
+    requests: list[int] = []
+    previous = {s: signal.signal(s, lambda n, f: requests.append(n)) for s in STOP_SIGNALS}
+    try:
+        client = make_client(server.endpoint_url)
+        print(f"sqsx local: SQS on {server.endpoint_url} (account {DEFAULT_ACCOUNT_ID})")
+        for name, url, note in create_queues(client, args.queue, args.with_dlq, args.max_receives):
+            print(f"  {name}: {url}{note}")
+        print(f"export SQSX_ENDPOINT_URL={server.endpoint_url}")
+        print("Press Ctrl-C to stop.", flush=True)
+        # A signal handler must not take a lock (Event.set does): it appends, we poll.
+        while not requests:
+            time.sleep(0.1)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        server.stop()
+    say("sqsx local: stopped")
+    return 0
+
+
+def create_queues(
+    client: Any, names: Sequence[str], with_dlq: bool, max_receives: int
+) -> list[tuple[str, str, str]]:
+    """Create the queues ``names`` (``.fifo`` names as FIFO queues) and, with
+    ``with_dlq``, a ``NAME-dlq`` dead-letter queue for each that takes messages received
+    ``max_receives`` times. Returns (name, URL, note) for every queue created."""
+    created = []
+    for name in names:
+        fifo = name.endswith(".fifo")
+        attributes = {"FifoQueue": "true"} if fifo else {}
+        dead_letter = []
+        note = ""
+        if with_dlq:
+            dlq_name = f"{name[:-5]}-dlq.fifo" if fifo else f"{name}-dlq"
+            dlq_url = client.create_queue(QueueName=dlq_name, Attributes=attributes)["QueueUrl"]
+            arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
+            policy = {
+                "deadLetterTargetArn": arn["Attributes"]["QueueArn"],
+                "maxReceiveCount": str(max_receives),
+            }
+            attributes = {**attributes, "RedrivePolicy": json.dumps(policy)}
+            dead_letter = [(dlq_name, dlq_url, f"  (dead-letter queue of {name})")]
+            note = f"  (dead-lettered after {max_receives} receives)"
+        url = client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        created += [(name, url, note), *dead_letter]
+    return created
+
+
+# -- send -------------------------------------------------------------------------------------
+
+
+def run_send(args: argparse.Namespace) -> int:
+    """Run ``sqsx send``: ``--count`` copies of a task through ``Queue.send_tasks``
+    (SendMessageBatch, ten entries and 1 MiB per request); returns the exit code.
+
+    Raises:
+        UsageError: bad ``MODULE:ATTR``, bad ``--kwargs``, a RawQueue, a FIFO queue without
+            ``--group-id``, a task too large or whose kwargs do not serialise.
+        CommandFailed: SQS refused some of the messages (how many, and why, is said).
+    """
+    try:
+        kwargs = json.loads(args.kwargs)
+    except json.JSONDecodeError as err:
+        raise UsageError(f"--kwargs is not valid JSON: {err}") from err
+    if not isinstance(kwargs, dict):
+        raise UsageError(f"--kwargs must be a JSON object, got a {type(kwargs).__name__}")
+    queue = with_overrides(
+        load_queue(args.target, args.app_dir),
+        queue_url=args.queue_url,
+        endpoint_url=args.endpoint_url,
+    )
+    if not isinstance(queue, Queue):
+        raise UsageError(f"{args.target} is a RawQueue: sqsx send sends tasks to a Queue")
+    fifo = queue.url.endswith(".fifo")
+    if fifo and not args.group_id:
+        raise UsageError(f"{queue.url} is a FIFO queue: give --group-id")
+    tasks = [
+        TaskMessage(
+            args.task_name,
+            kwargs,
+            group_id=args.group_id,
+            deduplication_id=uuid.uuid4().hex if fifo else None,
+        )
+        for _ in range(args.count)
+    ]
+    try:
+        results = queue.send_tasks(tasks)
+    except (TypeError, ValueError) as err:
+        raise UsageError(str(err)) from err
+    failed = [result for result in results if not result.ok]
+    if failed:
+        raise CommandFailed(
+            f"{len(failed)} of {len(results)} tasks not sent: {failed[0].error} "
+            f"(the other {len(results) - len(failed)} were sent)"
+        )
+    print(f"sent {len(results):,} x {args.task_name} to {queue.url}")
+    return 0
+
+
+# -- stats ------------------------------------------------------------------------------------
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    """Run ``sqsx stats``: print the queue's depth and its dead-letter queue's.
+
+    Raises:
+        UsageError: no queue URL given.
+        botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError: SQS refused
+            or could not be reached.
+    """
+    url = args.queue_url
+    if not url:
+        raise UsageError("give QUEUE_URL (or set SQSX_QUEUE_URL)")
+    client = make_client(args.endpoint_url, region=region_of(url))
+    report: dict[str, Any] = {"queue_url": url, **_depth_of(client, url)}
+    report["dead_letter_queue"] = _dead_letter_queue(client, url)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"queue      {url}")
+    print(f"visible    {report['visible']:,}")
+    print(f"in flight  {report['in_flight']:,}")
+    print(f"delayed    {report['delayed']:,}")
+    dlq = report["dead_letter_queue"]
+    if dlq:
+        print(
+            f"dead-letter queue {dlq['queue_url']} (after {dlq['max_receive_count']} receives): "
+            f"{dlq['visible']:,} visible, {dlq['in_flight']:,} in flight, "
+            f"{dlq['delayed']:,} delayed"
+        )
+    return 0
+
+
+def _dead_letter_queue(client: Any, url: str) -> dict[str, Any] | None:
+    response = client.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
+    policy = response.get("Attributes", {}).get("RedrivePolicy")
+    if not policy:
+        return None
+    redrive = json.loads(policy)
+    # arn:aws:sqs:REGION:ACCOUNT:NAME
+    *_, account, name = str(redrive["deadLetterTargetArn"]).split(":")
+    dlq_url = client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+    return {
+        "queue_url": dlq_url,
+        "max_receive_count": int(redrive.get("maxReceiveCount", 0)),
+        **_depth_of(client, dlq_url),
+    }
+
+
+def _depth_of(client: Any, url: str) -> dict[str, int]:
+    depth = read_depth(client, url)
+    return {"visible": depth.visible, "in_flight": depth.in_flight, "delayed": depth.delayed}

@@ -1,0 +1,157 @@
+"""``sqsx worker``: consume a queue with live progress, stop on signals, print a summary."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from sqsx.cli.progress import format_summary, make_reporter, read_depth
+from sqsx.cli.target import CommandFailed, load_queue, with_overrides
+from sqsx.exceptions import QueueUnavailableError
+from sqsx.options import ConsumeOptions
+from sqsx.queue import BaseQueue
+from sqsx.sqs import error_code
+
+__all__ = ["StopOnSignals", "run_worker"]
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Connections of a client made for --endpoint-url, beyond one per handler thread.
+_SPARE_CONNECTIONS = 10
+
+
+class StopOnSignals:
+    """While active, the first SIGINT/SIGTERM stops ``queue`` gracefully, the second at once.
+
+    The handler only records the signal and calls ``exit_gracefully``, which takes no
+    lock, so a signal arriving at any point cannot deadlock.
+
+    Attributes:
+        received: the signals received, in order.
+    """
+
+    def __init__(self, queue: BaseQueue) -> None:
+        self._queue = queue
+        self.received: list[int] = []
+        self._previous: dict[int, Any] = {}
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.received.append(signum)
+        self._queue.exit_gracefully(force=len(self.received) >= 2)
+
+    def __enter__(self) -> StopOnSignals:
+        if threading.current_thread() is threading.main_thread():  # signal.signal's rule
+            self._previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """Run ``sqsx worker`` with parsed ``args``; returns the exit code.
+
+    Raises:
+        UsageError: ``MODULE:ATTR`` does not name a queue.
+        CommandFailed: the queue cannot be read (no such queue, endpoint unreachable).
+    """
+    configure_logging(args.log_level)
+    queue = with_overrides(
+        load_queue(args.target, args.app_dir),
+        queue_url=args.queue_url,
+        endpoint_url=args.endpoint_url,
+        pool=args.threads + _SPARE_CONNECTIONS,
+    )
+    options = ConsumeOptions(
+        max_messages=args.max_messages,
+        max_threads=args.threads,
+        polling_wait_seconds=args.polling_wait,
+        wait_seconds=0 if args.polling_wait else 1,
+        stop_timeout=args.stop_timeout,
+        drain=args.drain,
+    )
+    try:
+        depth = read_depth(queue.sqs_client, queue.url)
+    except (ClientError, BotoCoreError) as err:
+        raise CommandFailed(f"cannot read {queue.url}: {error_code(err)}: {err}") from err
+    say(
+        f"sqsx worker: {queue.url}, {depth.total:,} messages on the queue, "
+        f"{args.threads} threads, up to {args.max_messages} per receive"
+        + (", stopping once drained" if args.drain else "")
+    )
+    reporter = make_reporter(
+        queue, drain=args.drain, interval=args.progress_interval, stream=sys.stderr
+    )
+    started = time.monotonic()
+    failure: QueueUnavailableError | None = None
+    with StopOnSignals(queue) as signals:
+        handler = reporter.log_handler() if reporter else None
+        restore = _swap_log_handler(handler) if handler else None
+        if reporter:
+            reporter.start()
+        try:
+            queue.run(options)
+        except QueueUnavailableError as err:
+            failure = err
+        finally:
+            if reporter:
+                reporter.stop()
+            if restore:
+                restore()
+    snapshot = queue.stats()
+    ending, code = _ending(queue, signals.received, snapshot.in_flight, args.drain)
+    if failure is not None:
+        ending, code = f"stopped: {failure}", 1
+    say(format_summary(snapshot, time.monotonic() - started, ending))
+    return code
+
+
+def _ending(
+    queue: BaseQueue, received: Sequence[int], abandoned: int, drain: bool
+) -> tuple[str, int]:
+    """How the run ended, and the exit code that says it."""
+    if queue.forced_stop:
+        last = received[-1] if received else signal.SIGINT
+        return (
+            f"stopped at once ({signal.Signals(last).name} twice), {abandoned} running "
+            "handlers abandoned: their messages reappear after the visibility timeout",
+            128 + int(last),
+        )
+    if received:
+        return f"stopped gracefully ({signal.Signals(received[0]).name})", 0
+    return ("drained" if drain else "stopped"), 0
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at ``level``; boto3, botocore and urllib3 only from WARNING."""
+    logging.basicConfig(level=level, format=_LOG_FORMAT, stream=sys.stderr, force=True)
+    for noisy in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _swap_log_handler(handler: logging.Handler) -> Callable[[], None]:
+    """Route root logging through ``handler``; returns the function that undoes it."""
+    root = logging.getLogger()
+    previous = list(root.handlers)
+    handler.setLevel(root.level)
+    root.handlers = [handler]
+
+    def restore() -> None:
+        root.handlers = previous
+
+    return restore
+
+
+def say(text: str) -> None:
+    """Print ``text`` on stderr (the CLI's own messages; stdout is for results)."""
+    print(text, file=sys.stderr, flush=True)
