@@ -94,7 +94,11 @@ def decode_task(body: str | None, attributes: Mapping[str, Any] | None) -> Task:
         raise MessageDecodeError("body is missing")
     try:
         raw = base64.b64decode(_padded(body).encode("ascii"), altchars=b"-_", validate=True)
-    except (binascii.Error, ValueError, UnicodeEncodeError) as err:
+    except UnicodeEncodeError as err:  # its text would quote the body
+        raise MessageDecodeError(
+            f"body is not base64: non-ASCII character at position {err.start}"
+        ) from err
+    except (binascii.Error, ValueError) as err:
         raise MessageDecodeError(f"body is not base64: {err}") from err
     try:
         payload = json.loads(raw.decode("utf-8"))

@@ -190,6 +190,7 @@ class Engine:
         self._timer_done = threading.Event()
         self._polling = threading.Event()  # set while receives bring messages in
         self._next_drain_check = 0.0
+        self._visibility_timeout = 0
         self._keeper: VisibilityKeeper
         self._deletes: BatchFlusher
 
@@ -202,8 +203,10 @@ class Engine:
             QueueUnavailableError: SQS answered with an error retrying cannot fix.
         """
         options = self._options
-        timeout = options.visibility_timeout or self._queue_visibility_timeout()
-        self._keeper = VisibilityKeeper(self._client, self._url, timeout)
+        # Every receive asks for this timeout, so the lease always matches the heartbeat,
+        # even when the queue's own setting could not be read.
+        self._visibility_timeout = options.visibility_timeout or self._queue_visibility_timeout()
+        self._keeper = VisibilityKeeper(self._client, self._url, self._visibility_timeout)
         self._deletes = BatchFlusher(
             "DeleteMessageBatch",
             functools.partial(delete_batch, self._client, self._url),
@@ -331,6 +334,7 @@ class Engine:
             QueueUrl=self._url,
             MaxNumberOfMessages=self._options.max_messages,
             WaitTimeSeconds=self._options.polling_wait_seconds,
+            VisibilityTimeout=self._visibility_timeout,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
         )

@@ -174,3 +174,48 @@ def test_drain_stops_once_the_queue_is_empty(sqs_client: Any, queue_url: str) ->
     # Then it returned by itself with every task done and the queue empty
     assert sorted(done) == list(range(20))
     assert queue_counts(sqs_client, queue_url) == (0, 0, 0)
+
+
+def test_lease_matches_heartbeat_when_the_queue_timeout_cannot_be_read(
+    sqs_client: Any, make_queue: Any
+) -> None:
+    # Given a 2 s visibility timeout that the worker fails to read (a 500 on its first
+    # GetQueueAttributes), and two tasks running 5 s each
+    from botocore.exceptions import ClientError
+
+    url = make_queue(VisibilityTimeout=2)
+    failed: list[int] = []
+
+    def fail_first(**_: Any) -> None:
+        if not failed:
+            failed.append(1)
+            raise ClientError(
+                {
+                    "Error": {"Code": "InternalError", "Message": "injected"},
+                    "ResponseMetadata": {"HTTPStatusCode": 500},
+                },
+                "GetQueueAttributes",
+            )
+
+    sqs_client.meta.events.register("before-call.sqs.GetQueueAttributes", fail_first)
+    queue = Queue(url=url, sqs_client=sqs_client)
+    runs: list[int] = []
+    lock = threading.Lock()
+
+    def long_task(context: dict[str, Any], n: int) -> None:
+        with lock:
+            runs.append(n)
+        time.sleep(5)
+
+    queue.add_task_handler("long", long_task)
+    queue.add_task("long", n=1)
+    queue.add_task("long", n=2)
+
+    # When four threads consume (spare threads would take a redelivered copy)
+    consumer = Consumer(queue, max_messages=2, max_threads=4)
+    assert wait_until(lambda: queue.stats().succeeded == 2, timeout=20)
+    consumer.stop()
+
+    # Then the injected failure happened, and each task still ran exactly once
+    assert failed == [1]
+    assert sorted(runs) == [1, 2]
