@@ -32,6 +32,7 @@ from sqsx.cli.tools import create_queues
 from sqsx.codec import decode_task, task_attributes
 from sqsx.exceptions import MessageDecodeError
 from sqsx.local import LocalSqs
+from sqsx.sqs import read_depth
 
 EXAMPLES = Path(__file__).resolve().parent
 
@@ -120,19 +121,6 @@ def _stop(worker: subprocess.Popen[bytes]) -> None:
             continue
 
 
-def depth(client: Any, url: str) -> int:
-    """Messages on the queue: visible, in flight and delayed."""
-    attributes = client.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=[
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ],
-    )["Attributes"]
-    return sum(int(value) for value in attributes.values())
-
-
 def worker_step(queue: Queue, endpoint: str) -> tuple[int, float]:
     """Enqueue while ``sqsx worker --drain`` drains; (worker exit code, seconds)."""
     client, url = queue.sqs_client, queue.url
@@ -144,7 +132,7 @@ def worker_step(queue: Queue, endpoint: str) -> tuple[int, float]:
             time.sleep(0.05)
         code = run_worker(endpoint, url)
         # A worker that outran the producer saw an empty queue and stopped: run it again.
-        while code == 0 and not (producer.done.is_set() and depth(client, url) == 0):
+        while code == 0 and not (producer.done.is_set() and read_depth(client, url).total == 0):
             print("the queue ran dry before every task was sent: starting the worker again")
             code = run_worker(endpoint, url)
     finally:
@@ -238,7 +226,7 @@ def main() -> int:
         print(f"sqsx demo: embedded SQS on {endpoint}, queue {url} (dead-letter queue: demo-dlq)")
         print(f"\n[1/2] polling worker: {TASKS:,} tasks and 1 poison message", flush=True)
         code, worker_seconds = worker_step(queue, endpoint)
-        left, dead = depth(client, url), depth(client, dlq_url)
+        left, dead = read_depth(client, url).total, read_depth(client, dlq_url).total
         print(f"\n[2/2] AWS Lambda: the records of events/{SAMPLE_EVENT.name}", flush=True)
         lambda_started = time.monotonic()
         outcome = lambda_step(queue)

@@ -36,6 +36,7 @@ from sqsx.sqs import (
     error_code,
     is_missing_queue,
     is_permanent,
+    read_depth,
 )
 from sqsx.stats import Stats
 from sqsx.visibility import VisibilityKeeper
@@ -248,20 +249,13 @@ class Engine:
         if self._inbox.in_hand() or self._deletes.pending() or self._keeper.pending():
             return False
         try:
-            attributes = self._client.get_queue_attributes(
-                QueueUrl=self._url,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                    "ApproximateNumberOfMessagesDelayed",
-                ],
-            )["Attributes"]
+            depth = read_depth(self._client, self._url)
         except Exception as err:
             logger.warning(
                 "could not read queue depth: %s queue_url=%s", error_code(err), self._url
             )
             return False
-        if any(int(value) for value in attributes.values()):
+        if depth.total:
             return False
         logger.info("queue drained, stopping queue_url=%s", self._url)
         return True

@@ -11,6 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 __all__ = [
     "BatchEntry",
     "EntryFailure",
+    "QueueDepth",
     "SqsClient",
     "change_visibility_batch",
     "delete_batch",
@@ -18,6 +19,7 @@ __all__ = [
     "is_missing_queue",
     "is_permanent",
     "is_transient",
+    "read_depth",
 ]
 
 #: SQS's limit on entries in one batch request.
@@ -191,3 +193,43 @@ def _failures(chunk: Sequence[BatchEntry], response: Any) -> list[EntryFailure]:
             )
         )
     return failed
+
+
+_DEPTH_ATTRIBUTES = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """A queue's approximate message counts, as SQS reports them.
+
+    Attributes:
+        visible: messages ready to be received.
+        in_flight: messages received and not yet deleted or visible again.
+        delayed: messages sent with a delay that has not yet passed.
+    """
+
+    visible: int
+    in_flight: int
+    delayed: int
+
+    @property
+    def total(self) -> int:
+        """Every message still on the queue."""
+        return self.visible + self.in_flight + self.delayed
+
+
+def read_depth(client: SqsClient, queue_url: str) -> QueueDepth:
+    """Read ``queue_url``'s approximate counts with one GetQueueAttributes call.
+
+    Raises:
+        botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError: the call failed.
+    """
+    attributes = client.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=list(_DEPTH_ATTRIBUTES)
+    )["Attributes"]
+    visible, in_flight, delayed = (int(attributes.get(name, 0)) for name in _DEPTH_ATTRIBUTES)
+    return QueueDepth(visible=visible, in_flight=in_flight, delayed=delayed)

@@ -14,6 +14,7 @@ import pytest
 from botocore.config import Config
 
 from sqsx.local import LocalSqs
+from sqsx.sqs import read_depth
 
 REGION = "us-east-1"
 
@@ -99,19 +100,8 @@ def wait_until(
 
 def queue_counts(client: Any, url: str) -> tuple[int, int, int]:
     """(visible, in flight, delayed) for ``url``."""
-    attrs = client.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=[
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ],
-    )["Attributes"]
-    return (
-        int(attrs["ApproximateNumberOfMessages"]),
-        int(attrs["ApproximateNumberOfMessagesNotVisible"]),
-        int(attrs["ApproximateNumberOfMessagesDelayed"]),
-    )
+    depth = read_depth(client, url)
+    return depth.visible, depth.in_flight, depth.delayed
 
 
 class Consumer:

@@ -22,10 +22,10 @@ from sqsx.cli.progress import (
     format_counters,
     format_summary,
     make_reporter,
-    read_depth,
 )
 from sqsx.cli.target import UsageError, load_queue, region_of, with_overrides
 from sqsx.cli.worker import StopOnSignals
+from sqsx.sqs import read_depth
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent

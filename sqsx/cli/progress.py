@@ -6,7 +6,7 @@ Two reporters read ``queue.stats()`` from a background thread:
 - ``DrainBar`` draws a progress bar against the queue's approximate depth, with rate and
   ETA, using ``rich`` (a terminal and ``--drain`` only; imported lazily).
 
-``read_depth`` reads the queue's approximate counts; ``sqsx stats`` uses it too.
+The bar reads the queue's depth with ``sqsx.sqs.read_depth``, as ``sqsx stats`` does.
 """
 
 from __future__ import annotations
@@ -15,70 +15,29 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TextIO
 
 from sqsx.queue import BaseQueue
-from sqsx.sqs import SqsClient, error_code
+from sqsx.sqs import QueueDepth, error_code, read_depth
 from sqsx.stats import StatsSnapshot
 
 __all__ = [
     "CounterLines",
     "DrainBar",
-    "QueueDepth",
     "Reporter",
     "format_counters",
     "format_summary",
     "make_reporter",
-    "read_depth",
 ]
 
 logger = logging.getLogger(__name__)
 
-_DEPTH_ATTRIBUTES = (
-    "ApproximateNumberOfMessages",
-    "ApproximateNumberOfMessagesNotVisible",
-    "ApproximateNumberOfMessagesDelayed",
-)
 # The bar redraws this often and re-reads the queue's depth at most this often (seconds).
 _BAR_TICK_SECONDS = 0.25
 _DEPTH_EVERY_SECONDS = 1.0
 # The bar's rate is taken over this many recent seconds.
 _RATE_WINDOW_SECONDS = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class QueueDepth:
-    """A queue's approximate message counts, as SQS reports them.
-
-    Attributes:
-        visible: messages ready to be received.
-        in_flight: messages received and not yet deleted or visible again.
-        delayed: messages sent with a delay that has not yet passed.
-    """
-
-    visible: int
-    in_flight: int
-    delayed: int
-
-    @property
-    def total(self) -> int:
-        """Every message still on the queue."""
-        return self.visible + self.in_flight + self.delayed
-
-
-def read_depth(client: SqsClient, queue_url: str) -> QueueDepth:
-    """Read ``queue_url``'s approximate counts with one GetQueueAttributes call.
-
-    Raises:
-        botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError: the call failed.
-    """
-    attributes = client.get_queue_attributes(
-        QueueUrl=queue_url, AttributeNames=list(_DEPTH_ATTRIBUTES)
-    )["Attributes"]
-    visible, in_flight, delayed = (int(attributes.get(name, 0)) for name in _DEPTH_ATTRIBUTES)
-    return QueueDepth(visible=visible, in_flight=in_flight, delayed=delayed)
 
 
 def format_counters(snapshot: StatsSnapshot, rate: float) -> str:

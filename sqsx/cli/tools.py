@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from errno import EADDRINUSE
 from typing import Any
 
-from sqsx.cli.progress import read_depth
 from sqsx.cli.target import (
     CommandFailed,
     UsageError,
@@ -23,6 +22,7 @@ from sqsx.cli.target import (
 from sqsx.cli.worker import STOP_SIGNALS, say
 from sqsx.queue import Queue
 from sqsx.sending import TaskMessage
+from sqsx.sqs import read_depth
 
 __all__ = ["create_queues", "run_local", "run_send", "run_stats"]
 

@@ -14,12 +14,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sqsx.cli.progress import format_summary, make_reporter, read_depth
+from sqsx.cli.progress import format_summary, make_reporter
 from sqsx.cli.target import CommandFailed, load_queue, with_overrides
 from sqsx.exceptions import QueueUnavailableError
 from sqsx.options import ConsumeOptions
 from sqsx.queue import BaseQueue
-from sqsx.sqs import error_code
+from sqsx.sqs import error_code, read_depth
 
 __all__ = ["StopOnSignals", "run_worker"]
 
