@@ -90,7 +90,8 @@ class BatchFlusher:
     def pending(self) -> int:
         """Entries not yet sent, or in a call not yet answered."""
         with self._lock:
-            return len(self._pending) + sum(not f.done() for f in self._in_flight)
+            # a snapshot: done-callbacks discard from the set in the pool's threads
+            return len(self._pending) + sum(not f.done() for f in tuple(self._in_flight))
 
     def close(self, deadline: float) -> None:
         """Send everything, retrying failures until ``deadline`` (``time.monotonic()``);
@@ -99,7 +100,7 @@ class BatchFlusher:
             with self._lock:
                 if self._pending:
                     self._submit_due(time.monotonic(), force=True)
-                busy = [f for f in self._in_flight if not f.done()]
+                busy = [f for f in tuple(self._in_flight) if not f.done()]
                 if not self._pending and not busy:
                     break
             time.sleep(0.02)
@@ -153,7 +154,9 @@ class BatchFlusher:
             if item is None:
                 continue
             if failure.sender_fault:
-                logger.warning(
+                # A heartbeat for a message deleted meanwhile is refused: expected, quiet.
+                log = logger.debug if failure.entry.lease else logger.warning
+                log(
                     "%s refused message_id=%s code=%s: %s queue_url=%s",
                     self._operation,
                     failure.entry.message_id,

@@ -13,9 +13,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqsx.exceptions import MessageDecodeError, MessageTooLargeError
 
@@ -26,6 +27,7 @@ __all__ = [
     "check_size",
     "decode_task",
     "encode_kwargs",
+    "is_object",
     "message_size",
     "task_attributes",
 ]
@@ -93,12 +95,16 @@ def decode_task(body: str | None, attributes: Mapping[str, Any] | None) -> Task:
     if not isinstance(body, str):
         raise MessageDecodeError("body is missing")
     try:
-        raw = base64.b64decode(_padded(body).encode("ascii"), altchars=b"-_", validate=True)
+        data = _padded(body).encode("ascii").translate(_URL_SAFE_TO_STANDARD)
     except UnicodeEncodeError as err:  # its text would quote the body
         raise MessageDecodeError(
             f"body is not base64: non-ASCII character at position {err.start}"
         ) from err
-    except (binascii.Error, ValueError) as err:
+    if _BASE64.fullmatch(data) is None:
+        raise MessageDecodeError("body is not base64: a character is outside its alphabet")
+    try:
+        raw = binascii.a2b_base64(data)
+    except binascii.Error as err:
         raise MessageDecodeError(f"body is not base64: {err}") from err
     try:
         payload = json.loads(raw.decode("utf-8"))
@@ -108,14 +114,25 @@ def decode_task(body: str | None, attributes: Mapping[str, Any] | None) -> Task:
         raise MessageDecodeError("body JSON is nested too deeply") from err
     except ValueError as err:
         raise MessageDecodeError(f"body is not JSON: {err}") from err
-    if not isinstance(payload, dict):
+    if type(payload) is not dict:
         raise MessageDecodeError(f"body JSON is a {type(payload).__name__}, not an object")
     if "kwargs" not in payload:
         raise MessageDecodeError('body JSON has no "kwargs" key')
     kwargs = payload["kwargs"]
-    if not isinstance(kwargs, dict):
+    if type(kwargs) is not dict:
         raise MessageDecodeError(f'"kwargs" is a {type(kwargs).__name__}, not an object')
     return Task(name=name, kwargs=kwargs)
+
+
+# Both alphabets are read: URL-safe (what sqsx writes) and standard.
+_URL_SAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_BASE64 = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
+
+
+def is_object(value: object) -> TypeGuard[Mapping[str, Any]]:
+    """True for a JSON object (any ``Mapping``). Messages arrive as plain dicts: the exact
+    type test first spares the slower abstract ``Mapping`` check on every message."""
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def _padded(body: str) -> str:
@@ -124,10 +141,12 @@ def _padded(body: str) -> str:
 
 
 def _task_name(attributes: Mapping[str, Any] | None) -> str:
+    if attributes is not None and not is_object(attributes):
+        raise MessageDecodeError("message attributes are not an object")
     attribute = (attributes or {}).get(TASK_NAME_ATTRIBUTE)
     if attribute is None:
         raise MessageDecodeError(f"message attribute {TASK_NAME_ATTRIBUTE} is missing")
-    if not isinstance(attribute, Mapping):
+    if not is_object(attribute):
         raise MessageDecodeError(f"message attribute {TASK_NAME_ATTRIBUTE} is malformed")
     data_type = attribute.get("DataType")
     if not isinstance(data_type, str) or not data_type.startswith("String"):

@@ -2,7 +2,7 @@
 
 Threads with fixed roles:
 
-- receivers (1 to 4) long-poll SQS whenever the handlers are about to run dry, so the
+- receivers (1 to 8) long-poll SQS whenever the handlers are about to run dry, so the
   next batch is in hand before the current one is done: there is no batch barrier;
 - ``max_threads`` handler threads run messages through the ``Dispatcher``;
 - one timer thread drives the heartbeat and sends partial batches of acks;
@@ -21,13 +21,13 @@ import logging
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sqsx.batching import BatchFlusher
 from sqsx.dispatch import Dispatcher, Outcome, Verdict
 from sqsx.exceptions import QueueUnavailableError
+from sqsx.inbox import Inbox
 from sqsx.message import Message
 from sqsx.sqs import (
     BatchEntry,
@@ -54,106 +54,6 @@ _ERROR_BACKOFF_CAP = 20.0
 _FLUSH_SECONDS = 10.0
 _RECEIVE_MARGIN_SECONDS = 5.0
 _DEFAULT_VISIBILITY_TIMEOUT = 30
-
-
-class _Inbox:
-    """Received messages waiting for a handler thread, and the count of running ones.
-
-    On a FIFO queue a message group runs one message at a time, in the order received;
-    other groups run alongside. When a message of a group fails, the later messages of
-    that group still waiting here are handed back (``done`` returns them) so that none
-    overtakes it.
-    """
-
-    def __init__(self, fifo: bool = False) -> None:
-        self.cond = threading.Condition()
-        self._waiting: deque[Message] = deque()
-        self._fifo = fifo
-        self._busy_groups: set[str] = set()
-        self.running = 0
-        self.closed = False
-
-    def put(self, messages: Sequence[Message]) -> bool:
-        """Queue ``messages``; ``False`` (nothing queued) once the inbox is closed."""
-        with self.cond:
-            if self.closed:
-                return False
-            self._waiting.extend(messages)
-            self.cond.notify(len(messages))
-            return True
-
-    def take(self) -> Message | None:
-        """The next message to run, or ``None`` once the inbox is closed."""
-        with self.cond:
-            while True:
-                if self.closed:
-                    return None
-                message = self._next()
-                if message is not None:
-                    self.running += 1
-                    return message
-                self.cond.wait()
-
-    def _next(self) -> Message | None:
-        if not self._fifo:
-            return self._waiting.popleft() if self._waiting else None
-        for index, message in enumerate(self._waiting):
-            group = message.group_id or ""
-            if group not in self._busy_groups:
-                del self._waiting[index]
-                self._busy_groups.add(group)
-                return message
-        return None
-
-    def done(self, message: Message, failed: bool) -> list[Message]:
-        """Mark ``message`` finished; on FIFO after a failure, return its group's later
-        messages, removed from the inbox, to be released."""
-        with self.cond:
-            self.running -= 1
-            held_back: list[Message] = []
-            if self._fifo:
-                group = message.group_id or ""
-                self._busy_groups.discard(group)
-                if failed:
-                    held_back = [m for m in self._waiting if (m.group_id or "") == group]
-                    if held_back:
-                        self._waiting = deque(
-                            m for m in self._waiting if (m.group_id or "") != group
-                        )
-            self.cond.notify_all()
-            return held_back
-
-    def wait_for_room(self, limit: int) -> bool:
-        """Block until at most ``limit`` messages are in hand; ``False`` once closed."""
-        with self.cond:
-            while self.running + len(self._waiting) > limit and not self.closed:
-                self.cond.wait()
-            return not self.closed
-
-    def in_hand(self) -> int:
-        with self.cond:
-            return self.running + len(self._waiting)
-
-    def close(self) -> list[Message]:
-        """Refuse further messages and return those never started."""
-        with self.cond:
-            self.closed = True
-            waiting = list(self._waiting)
-            self._waiting.clear()
-            self.cond.notify_all()
-            return waiting
-
-    def wait_idle(self, deadline: float | None, force: threading.Event) -> bool:
-        """Wait until nothing runs (or ``deadline``/``force``); ``True`` when idle."""
-        with self.cond:
-            while self.running or (self._waiting and not self.closed):
-                if force.is_set():
-                    return False
-                timeout = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
-                if timeout <= 0:
-                    return False
-                self.cond.wait(timeout)
-            return True
 
 
 class Engine:
@@ -186,12 +86,13 @@ class Engine:
         self._options = options
         self._stop = stop
         self._force = force
-        self._inbox = _Inbox(fifo=queue_url.endswith(".fifo"))
+        self._inbox = Inbox(fifo=queue_url.endswith(".fifo"))
         self._fatal: BaseException | None = None
         self._timer_done = threading.Event()
         self._polling = threading.Event()  # set while receives bring messages in
         self._next_drain_check = 0.0
         self._visibility_timeout = 0
+        self._hand_limit = 0
         self._keeper: VisibilityKeeper
         self._deletes: BatchFlusher
 
@@ -208,12 +109,15 @@ class Engine:
         # even when the queue's own setting could not be read.
         self._visibility_timeout = options.visibility_timeout or self._queue_visibility_timeout()
         self._keeper = VisibilityKeeper(self._client, self._url, self._visibility_timeout)
+        receiver_count = self._receiver_count()
+        # Messages running, waiting and being received never exceed this.
+        self._hand_limit = options.max_threads + receiver_count * options.max_messages
         self._deletes = BatchFlusher(
             "DeleteMessageBatch",
             functools.partial(delete_batch, self._client, self._url),
             self._url,
             max_delay=options.ack_delay_seconds,
-            workers=max(1, min(4, math.ceil(options.max_threads / 8))),
+            workers=receiver_count + 1,  # deletes keep up with what the receivers bring
         )
         threads = [self._spawn(self._timer_loop, "sqsx-timer")]
         threads += [
@@ -224,7 +128,7 @@ class Engine:
             if options.run_forever:
                 receivers = [
                     self._spawn(functools.partial(self._receive_loop, i), f"sqsx-receiver-{i}")
-                    for i in range(self._receiver_count())
+                    for i in range(receiver_count)
                 ]
                 while not self._stop.wait(0.2):
                     if not any(r.is_alive() for r in receivers) or self._drained():
@@ -261,10 +165,15 @@ class Engine:
         return True
 
     def _receiver_count(self) -> int:
+        """Receivers: one serial receiver brings one batch per call latency, so with more
+        threads than a batch it starves them; a quarter more than threads / batch covers
+        the overhead of each call."""
         options = self._options
         if options.receivers is not None:
             return options.receivers
-        return max(1, min(4, math.ceil(options.max_threads / options.max_messages)))
+        if options.max_threads == 1:
+            return 1
+        return max(1, min(8, math.ceil(1.25 * options.max_threads / options.max_messages)))
 
     def _spawn(self, target: Callable[[], None], name: str) -> threading.Thread:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -299,11 +208,12 @@ class Engine:
             # messages flow, so an empty queue costs one receive per polling period.
             if index and not self._polling.wait(0.5):
                 continue
-            if not self._inbox.wait_for_room(self._options.max_threads):
+            if not self._inbox.reserve(self._options.max_messages, self._hand_limit):
                 return
             try:
-                got = self._receive()
+                got = self._receive(reserved=self._options.max_messages)
             except Exception as err:
+                self._inbox.put((), reserved=self._options.max_messages)
                 failures += 1
                 if self._receive_failed(err, failures):
                     return
@@ -318,12 +228,13 @@ class Engine:
 
     def _receive_once(self) -> None:
         try:
-            self._receive()
+            self._receive(reserved=0)
         except Exception as err:
             self._receive_failed(err, 1, wait=False)
 
-    def _receive(self) -> int:
-        """One ReceiveMessage call; queues what came and returns how many."""
+    def _receive(self, reserved: int) -> int:
+        """One ReceiveMessage call against a reservation of ``reserved`` messages; queues
+        what came (and frees the reservation) and returns how many."""
         response = self._client.receive_message(
             QueueUrl=self._url,
             MaxNumberOfMessages=self._options.max_messages,
@@ -333,13 +244,13 @@ class Engine:
             MessageAttributeNames=["All"],
         )
         messages = [Message.from_boto3(raw) for raw in response.get("Messages") or ()]
-        if not messages:
-            logger.debug("no message received queue_url=%s", self._url)
-            return 0
         for message in messages:
             self._keeper.hold(message)
-        self._stats.received(len(messages))
-        if not self._inbox.put(messages):
+        if messages:
+            self._stats.received(len(messages))
+        else:
+            logger.debug("no message received queue_url=%s", self._url)
+        if not self._inbox.put(messages, reserved=reserved):
             self._release(messages)
         return len(messages)
 

@@ -13,6 +13,7 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqsx.exceptions import TaskArgumentsError
@@ -37,6 +38,7 @@ class TaskSignature:
         except (TypeError, ValueError):  # some builtins and C callables have none
             self._signature = None
         self._model = _kwargs_model(handler, self._signature) if self._signature else None
+        self._shape = _Shape.of(self._signature) if self._signature else None
 
     @property
     def typed(self) -> bool:
@@ -51,12 +53,13 @@ class TaskSignature:
         """
         if self._signature is None:
             return dict(kwargs)
-        try:
-            self._signature.bind(None, **kwargs)
-        except TypeError as err:
+        problem = (
+            self._shape.problem(kwargs) if self._shape else _bind_problem(self._signature, kwargs)
+        )
+        if problem:
             raise TaskArgumentsError(
-                f"kwargs do not fit the handler of task {task_name!r}: {err}"
-            ) from err
+                f"kwargs do not fit the handler of task {task_name!r}: {problem}"
+            )
         if self._model is None:
             return dict(kwargs)
         from pydantic import ValidationError
@@ -70,6 +73,59 @@ class TaskSignature:
         converted = {name: getattr(validated, name) for name in type(validated).model_fields}
         converted.update(validated.model_extra or {})
         return {name: value for name, value in converted.items() if name in kwargs}
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """A plain ``fn(context, name, ..., **extra)`` signature, as sets: checking kwargs
+    against it costs a set difference per message instead of ``Signature.bind``."""
+
+    context: str
+    names: frozenset[str]
+    required: frozenset[str]
+    extra: bool
+
+    @classmethod
+    def of(cls, signature: inspect.Signature) -> _Shape | None:
+        parameters = list(signature.parameters.values())
+        if not parameters or parameters[0].kind not in _POSITIONAL:
+            return None  # unusual: left to Signature.bind
+        rest = parameters[1:]
+        if any(p.kind in (_KIND.POSITIONAL_ONLY, _KIND.VAR_POSITIONAL) for p in rest):
+            return None
+        named = [p for p in rest if p.kind is not _KIND.VAR_KEYWORD]
+        first = parameters[0]
+        return cls(
+            context="" if first.kind is _KIND.VAR_POSITIONAL else first.name,
+            names=frozenset(p.name for p in named),
+            required=frozenset(p.name for p in named if p.default is _KIND.empty),
+            extra=len(named) < len(rest),
+        )
+
+    def problem(self, kwargs: Mapping[str, Any]) -> str | None:
+        """What ``Signature.bind`` would say is wrong, or ``None``."""
+        if self.context and self.context in kwargs:
+            return f"multiple values for argument {self.context!r}"
+        missing = self.required.difference(kwargs)
+        if missing:
+            return f"missing a required argument: {min(missing)!r}"
+        if not self.extra:
+            unexpected = kwargs.keys() - self.names
+            if unexpected:
+                return f"got an unexpected keyword argument {min(unexpected)!r}"
+        return None
+
+
+_KIND = inspect.Parameter
+_POSITIONAL = (_KIND.POSITIONAL_ONLY, _KIND.POSITIONAL_OR_KEYWORD, _KIND.VAR_POSITIONAL)
+
+
+def _bind_problem(signature: inspect.Signature, kwargs: Mapping[str, Any]) -> str | None:
+    try:
+        signature.bind(None, **kwargs)
+    except TypeError as err:
+        return str(err)
+    return None
 
 
 @functools.lru_cache(maxsize=1024)

@@ -15,6 +15,7 @@ import binascii
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqsx.codec import is_object
 from sqsx.exceptions import SqsxError, UnprocessableMessageError
 from sqsx.message import Message
 
@@ -79,7 +80,7 @@ def records_of(event: object) -> Sequence[Mapping[str, Any]]:
         EventError: ``event`` is not a mapping, has no ``Records`` list, or holds a record
             that is not an object, does not come from ``aws:sqs``, or has no message id.
     """
-    if not isinstance(event, Mapping):
+    if not is_object(event):
         raise EventError(f"the event is a {type(event).__name__}, not an SQS event object")
     records = event.get("Records")
     if records is None:
@@ -91,7 +92,7 @@ def records_of(event: object) -> Sequence[Mapping[str, Any]]:
     if not isinstance(records, Sequence) or isinstance(records, str | bytes):
         raise EventError(f"the event's 'Records' is a {type(records).__name__}, not a list")
     for index, record in enumerate(records):
-        if not isinstance(record, Mapping):
+        if not is_object(record):
             raise EventError(f"Records[{index}] is a {type(record).__name__}, not an object")
         source = record.get("eventSource")
         if source != SQS_EVENT_SOURCE:
@@ -115,7 +116,7 @@ def envelope(record: Mapping[str, Any], raw: Mapping[str, Any] | None = None) ->
         raw: the ``Message.raw`` to carry (default: an empty mapping).
     """
     attributes = record.get("attributes")
-    if not isinstance(attributes, Mapping):
+    if not is_object(attributes):
         attributes = {}
     try:
         receive_count = int(attributes.get("ApproximateReceiveCount", 1))
@@ -163,7 +164,7 @@ def to_boto3(record: Mapping[str, Any]) -> dict[str, Any]:
     attributes = record.get("attributes")
     if attributes is None:
         attributes = {}
-    if not isinstance(attributes, Mapping):
+    if not is_object(attributes):
         raise ValueError(f"attributes is a {type(attributes).__name__}, not an object")
     message: dict[str, Any] = {
         "MessageId": str(record.get("messageId", "")),
@@ -178,7 +179,7 @@ def to_boto3(record: Mapping[str, Any]) -> dict[str, Any]:
     message_attributes = record.get("messageAttributes")
     if message_attributes is None:
         message_attributes = {}
-    if not isinstance(message_attributes, Mapping):
+    if not is_object(message_attributes):
         raise ValueError(
             f"messageAttributes is a {type(message_attributes).__name__}, not an object"
         )
@@ -191,7 +192,7 @@ def to_boto3(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _attribute_to_boto3(name: str, value: object) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
+    if not is_object(value):
         raise ValueError(f"message attribute {name!r} is not an object")
     data_type = value.get("dataType")
     if not isinstance(data_type, str) or not data_type:

@@ -20,7 +20,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,7 +94,7 @@ class Job:
 class _Lane:
     jobs: list[tuple[int, Job]]
     ordered: bool
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock  # one per invocation, shared by its lanes: cheap to hold briefly
     results: dict[int, RecordResult] = field(default_factory=dict)
     current: int | None = None
     given_up: bool = False
@@ -176,19 +176,29 @@ class BatchRunner:
             for lane in lanes:
                 self._run_lane(lane, lambda_context, clock)
         else:
+            # A few workers pull lanes from one iterator: one future per worker, not per
+            # record, keeps the pool's cost off every record.
+            queue = iter(lanes)
+            take = threading.Lock()
+
+            def work() -> None:
+                while True:
+                    with take:
+                        lane = next(queue, None)
+                    if lane is None:
+                        return
+                    self._run_lane(lane, lambda_context, clock)
+
             pool = self._executor()
-            futures = {
-                pool.submit(self._run_lane, lane, lambda_context, clock): lane for lane in lanes
-            }
-            _, late = wait(futures, timeout=clock.seconds_to_give_up())
-            for future in late:
-                future.cancel()
-                futures[future].give_up(
-                    f"still running with less than {self._margin_ms // 2} ms left",
-                    self._not_started(),
-                )
-            if late:  # its threads may stay busy: later invocations get a fresh pool
-                self.close()
+            workers = [pool.submit(work) for _ in range(min(self._max_threads, len(lanes)))]
+            _, late = wait(workers, timeout=clock.seconds_to_give_up())
+            if late:
+                for lane in lanes:  # finished lanes keep their results
+                    lane.give_up(
+                        f"still running with less than {self._margin_ms // 2} ms left",
+                        self._not_started(),
+                    )
+                self.close()  # its threads may stay busy: later invocations get a fresh pool
         results: dict[int, RecordResult] = {}
         for lane in lanes:
             with lane.lock:
@@ -240,10 +250,12 @@ class BatchRunner:
     def _run_one(self, job: Job, lambda_context: Any) -> RecordResult:
         if job.preset is not None:
             return RecordResult(job.message, Fate.DONE, job.preset, job.preset.reason)
-        scope = nullcontext() if self._scope is None else self._scope(job.message)
         try:
-            with scope:
+            if self._scope is None:
                 outcome = self._process(job.message, lambda_context)
+            else:
+                with self._scope(job.message):
+                    outcome = self._process(job.message, lambda_context)
         except Exception as err:  # the core never raises for a message: a bug, kept contained
             logger.exception("processing escaped the core message_id=%s", job.message.message_id)
             delay = self._backoff.delay(job.message.receive_count)
@@ -252,9 +264,10 @@ class BatchRunner:
 
 
 def _lanes(jobs: Sequence[Job], ordered_groups: bool) -> list[_Lane]:
+    lock = threading.Lock()
     if not ordered_groups:
-        return [_Lane([(index, job)], ordered=False) for index, job in enumerate(jobs)]
+        return [_Lane([(index, job)], False, lock) for index, job in enumerate(jobs)]
     groups: dict[str | None, list[tuple[int, Job]]] = {}
     for index, job in enumerate(jobs):
         groups.setdefault(job.message.group_id, []).append((index, job))
-    return [_Lane(members, ordered=True) for members in groups.values()]
+    return [_Lane(members, True, lock) for members in groups.values()]

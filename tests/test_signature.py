@@ -1,0 +1,53 @@
+"""The fast kwargs check of task handlers agrees with ``inspect.Signature.bind``."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sqsx.exceptions import TaskArgumentsError
+from sqsx.signature import signature_of
+
+
+def plain(context, a, b=1): ...  # type: ignore[no-untyped-def]
+def extra(context, a, **more): ...  # type: ignore[no-untyped-def]
+def keyword_only(context, *, a, b=2): ...  # type: ignore[no-untyped-def]
+def star_context(*args, **more): ...  # type: ignore[no-untyped-def]
+def no_params(): ...  # type: ignore[no-untyped-def]
+def positional_only(context, a, /, b): ...  # type: ignore[no-untyped-def]
+def star_args(context, *rest, a=0): ...  # type: ignore[no-untyped-def]
+
+
+HANDLERS = [plain, extra, keyword_only, star_context, no_params, positional_only, star_args]
+NAMES = st.sampled_from(["context", "a", "b", "more", "rest", "args", "z"])
+
+
+@pytest.mark.parametrize("handler", [pytest.param(h, id=h.__name__) for h in HANDLERS])
+@given(kwargs=st.dictionaries(NAMES, st.integers(), max_size=4))
+def test_fast_check_accepts_exactly_what_bind_accepts(handler: Any, kwargs: dict[str, int]) -> None:
+    try:
+        inspect.signature(handler).bind(None, **kwargs)
+        expected = True
+    except TypeError:
+        expected = False
+    try:
+        got = signature_of(handler).bind("t", kwargs)
+    except TaskArgumentsError:
+        accepted = False
+    else:
+        accepted = True
+        assert got == kwargs
+    assert accepted is expected
+
+
+def test_the_error_names_the_task_and_the_argument() -> None:
+    with pytest.raises(TaskArgumentsError, match=r"task 't'.*missing a required argument: 'a'"):
+        signature_of(plain).bind("t", {"b": 2})
+    with pytest.raises(TaskArgumentsError, match="unexpected keyword argument 'z'"):
+        signature_of(plain).bind("t", {"a": 1, "z": 2})
+    with pytest.raises(TaskArgumentsError, match="multiple values for argument 'context'"):
+        signature_of(extra).bind("t", {"a": 1, "context": 2})
