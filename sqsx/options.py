@@ -54,9 +54,9 @@ class ConsumeOptions(BaseModel):
     """Options of one consuming run; ``Queue.consume_messages`` documents the first seven.
 
     Attributes:
-        receivers: threads that call ReceiveMessage (default:
-            ``ceil(max_threads / max_messages)``, at most four). Only the first long-polls
-            an idle queue; the others join in while messages flow.
+        receivers: threads that call ReceiveMessage (default: 1 with one handler thread,
+            else ``ceil(1.25 * max_threads / max_messages)``, at most 8). Only the first
+            long-polls an idle queue; the others join in while messages flow.
         ack_delay_seconds: how long a finished message may wait for nine others before its
             DeleteMessageBatch goes out (default 0.2 s).
         drain: stop once the queue has no visible, in-flight or delayed message and this

@@ -167,9 +167,10 @@ class BaseQueue:
 
         Args:
             max_messages: messages per ReceiveMessage call (1 to 10, default 1).
-            max_threads: handler threads (default 1). The worker keeps them all busy and
-                receives again as soon as one frees up; it holds at most about
-                ``max_threads`` plus one batch of messages.
+            max_threads: handler threads (default 1). The worker keeps them all busy:
+                receivers fetch the next batches while the current ones run, so messages
+                running, waiting and being received never exceed ``max_threads +
+                receivers * max_messages`` (see ``ConsumeOptions.receivers``).
             wait_seconds: seconds to pause after an empty receive (default 10).
             polling_wait_seconds: SQS long-polling time per receive, 0 to 20 s (default 10).
             run_forever: ``False`` does one receive, processes what came, and returns.
