@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from sqsx.backoff import BackoffPolicy
@@ -35,6 +34,7 @@ from sqsx.settings import queue_settings
 from sqsx.signature import signature_of
 from sqsx.sqs import SqsClient
 from sqsx.stats import Stats, StatsSnapshot
+from sqsx.stopping import StopRequests
 
 if TYPE_CHECKING:
     from sqsx.options import ConsumeOptions
@@ -43,7 +43,6 @@ __all__ = ["BaseQueue", "Queue", "RawQueue"]
 
 logger = logging.getLogger("sqsx.queue")
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _REQUIRED_METHODS = ("send_message", "receive_message", "delete_message_batch")
 
 
@@ -90,9 +89,8 @@ class BaseQueue:
         self._client: SqsClient = sqs_client
         self._backoff = BackoffPolicy(min_backoff_seconds, max_backoff_seconds)
         self._stats = Stats()
-        self._stop_requests = 0  # bumped by signals and exit_gracefully; never takes a lock
+        self._stops = StopRequests(self.url)
         self._consuming = threading.Lock()
-        self._forced = False
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -207,60 +205,32 @@ class BaseQueue:
         delay, drain); signal handlers are off unless asked for."""
         if not self._consuming.acquire(blocking=False):
             raise SqsxError(f"{self.url} is already consuming messages in another thread")
-        stop, force, done = threading.Event(), threading.Event(), threading.Event()
-        watcher = threading.Thread(
-            target=self._watch_stop_requests,
-            args=(stop, force, done),
-            daemon=True,
-            name="sqsx-stop-watcher",
-        )
-        previous = self._install_signals() if enable_signal_to_exit_gracefully else {}
-        self._forced = False
         logger.info("Starting consuming tasks, queue_url=%s", self.url)
         try:
-            watcher.start()
-            Engine(self._client, self.url, self.dispatcher, self._stats, options, stop, force).run()
+            with self._stops.watching(signals=enable_signal_to_exit_gracefully) as (stop, force):
+                engine = Engine(
+                    self._client, self.url, self.dispatcher, self._stats, options, stop, force
+                )
+                engine.run()
         finally:
-            done.set()
-            watcher.join()
-            self._forced = force.is_set()
-            self._stop_requests = 0
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
             self._consuming.release()
             logger.info("Stopping consuming tasks, queue_url=%s", self.url)
-
-    def _watch_stop_requests(
-        self, stop: threading.Event, force: threading.Event, done: threading.Event
-    ) -> None:
-        while not done.wait(0.05):
-            if self._stop_requests >= 1 and not stop.is_set():
-                logger.info("Starting graceful shutdown process, queue_url=%s", self.url)
-                stop.set()
-            if self._stop_requests >= 2 and not force.is_set():
-                logger.warning("Second stop request: not waiting for running handlers")
-                force.set()
-
-    def _install_signals(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            logger.debug("not in the main thread: signal handlers not installed")
-            return {}
-        return {signum: signal.signal(signum, self._on_signal) for signum in _SIGNALS}
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        # Only bumps a counter: a lock taken here could already be held by this thread.
-        self._stop_requests += 1
 
     def exit_gracefully(self, *, force: bool = False) -> None:
         """Ask a running ``consume_messages`` to stop (idempotent; safe from any thread and
         from a signal handler). ``force=True`` does not wait for running handlers.
         A request made before consuming starts stops the next run at once."""
-        self._stop_requests = max(self._stop_requests, 2 if force else 1)
+        self._stops.request(force=force)
 
     @property
     def forced_stop(self) -> bool:
         """True when the last run stopped without waiting for running handlers."""
-        return self._forced
+        return self._stops.forced
+
+    @property
+    def stop_signals(self) -> tuple[int, ...]:
+        """The signals (``signal.SIGINT``...) received during the last run, in order."""
+        return tuple(self._stops.signals)
 
     def stats(self) -> StatsSnapshot:
         """Counters and handler latencies since this queue object was created."""

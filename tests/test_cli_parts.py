@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,6 @@ from sqsx.cli.progress import (
     make_reporter,
 )
 from sqsx.cli.target import UsageError, load_queue, region_of, with_overrides
-from sqsx.cli.worker import StopOnSignals
 from sqsx.sqs import read_depth
 
 TESTS = Path(__file__).resolve().parent
@@ -146,19 +146,40 @@ def test_drain_bar_counts_against_the_queue_depth(sqs_client: Any, queue_url: st
 
 
 def test_two_signals_ask_for_a_graceful_then_a_forced_stop(sqs_client: Any, queue_url: str) -> None:
-    # Given the CLI's handlers around a queue
+    # Given a run with signal handling on, as `sqsx worker` runs it, busy with a task that
+    # holds a graceful stop open
     queue = Queue(url=queue_url, sqs_client=sqs_client)
+    started, release = threading.Event(), threading.Event()
+    queue.add_task_handler("hold", lambda context: (started.set(), release.wait(10)))
+    queue.add_task("hold")
     before = signal.getsignal(signal.SIGTERM)
-    with StopOnSignals(queue) as signals:
-        # When SIGTERM arrives twice before the run
-        os.kill(os.getpid(), signal.SIGTERM)
-        os.kill(os.getpid(), signal.SIGTERM)
-        assert wait_until(lambda: len(signals.received) == 2, timeout=2)
-        queue.run(ConsumeOptions(polling_wait_seconds=1, wait_seconds=0))
 
-    # Then the run stopped at once, as forced, and the old handler is back
-    assert signals.received == [signal.SIGTERM, signal.SIGTERM]
+    def two_sigterms() -> None:
+        assert started.wait(10)
+        os.kill(os.getpid(), signal.SIGTERM)
+        # one at a time: two pending SIGTERMs would merge into one
+        assert wait_until(lambda: len(queue.stop_signals) == 1, timeout=5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    sender = threading.Thread(target=two_sigterms)
+    sender.start()
+
+    # When SIGTERM arrives twice during it
+    try:
+        queue.run(
+            ConsumeOptions(polling_wait_seconds=1, wait_seconds=0),
+            enable_signal_to_exit_gracefully=True,
+        )
+        running_at_return = queue.stats().in_flight
+    finally:
+        release.set()
+        sender.join(10)
+
+    # Then the run stopped as forced, without waiting for the task, knows which signals did
+    # it, and the old handler is back
+    assert queue.stop_signals == (signal.SIGTERM, signal.SIGTERM)
     assert queue.forced_stop
+    assert running_at_return == 1
     assert signal.getsignal(signal.SIGTERM) == before
 
 

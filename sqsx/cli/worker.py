@@ -6,11 +6,8 @@ import argparse
 import logging
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
-from types import FrameType
-from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -21,41 +18,12 @@ from sqsx.options import ConsumeOptions
 from sqsx.queue import BaseQueue
 from sqsx.sqs import error_code, read_depth
 
-__all__ = ["StopOnSignals", "run_worker"]
+__all__ = ["run_worker"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Connections of a client made for --endpoint-url, beyond one per handler thread.
 _SPARE_CONNECTIONS = 10
-
-
-class StopOnSignals:
-    """While active, the first SIGINT/SIGTERM stops ``queue`` gracefully, the second at once.
-
-    The handler only records the signal and calls ``exit_gracefully``, which takes no
-    lock, so a signal arriving at any point cannot deadlock.
-
-    Attributes:
-        received: the signals received, in order.
-    """
-
-    def __init__(self, queue: BaseQueue) -> None:
-        self._queue = queue
-        self.received: list[int] = []
-        self._previous: dict[int, Any] = {}
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self.received.append(signum)
-        self._queue.exit_gracefully(force=len(self.received) >= 2)
-
-    def __enter__(self) -> StopOnSignals:
-        if threading.current_thread() is threading.main_thread():  # signal.signal's rule
-            self._previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -94,22 +62,21 @@ def run_worker(args: argparse.Namespace) -> int:
     )
     started = time.monotonic()
     failure: QueueUnavailableError | None = None
-    with StopOnSignals(queue) as signals:
-        handler = reporter.log_handler() if reporter else None
-        restore = _swap_log_handler(handler) if handler else None
+    handler = reporter.log_handler() if reporter else None
+    restore = _swap_log_handler(handler) if handler else None
+    if reporter:
+        reporter.start()
+    try:
+        queue.run(options, enable_signal_to_exit_gracefully=True)
+    except QueueUnavailableError as err:
+        failure = err
+    finally:
         if reporter:
-            reporter.start()
-        try:
-            queue.run(options)
-        except QueueUnavailableError as err:
-            failure = err
-        finally:
-            if reporter:
-                reporter.stop()
-            if restore:
-                restore()
+            reporter.stop()
+        if restore:
+            restore()
     snapshot = queue.stats()
-    ending, code = _ending(queue, signals.received, snapshot.in_flight, args.drain)
+    ending, code = _ending(queue, queue.stop_signals, snapshot.in_flight, args.drain)
     if failure is not None:
         ending, code = f"stopped: {failure}", 1
     say(format_summary(snapshot, time.monotonic() - started, ending))
