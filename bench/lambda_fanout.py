@@ -19,8 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqsx import Queue
-from sqsx.codec import encode_kwargs, task_attributes
+from sqsx import Queue, TaskMessage
 from sqsx.testing import SimulatedSqs
 
 TASK = "work"
@@ -98,19 +97,10 @@ def make_event(sqs: SimulatedSqs, url: str, records: int) -> dict[str, Any]:
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    attributes = task_attributes(TASK)
-    for start in range(0, records, 10):
-        sqs.send_message_batch(
-            QueueUrl=url,
-            Entries=[
-                {
-                    "Id": str(i),
-                    "MessageBody": encode_kwargs({"n": start + i}),
-                    "MessageAttributes": attributes,
-                }
-                for i in range(min(10, records - start))
-            ],
-        )
+    sent = Queue(url=url, sqs_client=sqs).send_tasks(
+        TaskMessage(TASK, {"n": n}) for n in range(records)
+    )
+    assert all(result.ok for result in sent)
     messages: list[dict[str, Any]] = []
     while len(messages) < records:
         messages += sqs.receive_message(

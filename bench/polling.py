@@ -15,8 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqsx import ConsumeOptions, Queue
-from sqsx.codec import encode_kwargs, task_attributes
+from sqsx import ConsumeOptions, Queue, TaskMessage
 from sqsx.testing import SimulatedSqs
 
 TASK = "work"
@@ -113,21 +112,13 @@ class PollingResult:
 
 
 def fill(sqs: SimulatedSqs, url: str, depth: int) -> None:
-    """Queue ``depth`` tasks, ten per SendMessageBatch, without latency."""
+    """Queue ``depth`` tasks with ``Queue.send_tasks`` (ten per SendMessageBatch), without
+    latency."""
     latency, sqs.latency_seconds = sqs.latency_seconds, 0
-    attributes = task_attributes(TASK)
-    for start in range(0, depth, 10):
-        sqs.send_message_batch(
-            QueueUrl=url,
-            Entries=[
-                {
-                    "Id": str(i),
-                    "MessageBody": encode_kwargs({"n": start + i}),
-                    "MessageAttributes": attributes,
-                }
-                for i in range(min(10, depth - start))
-            ],
-        )
+    sent = Queue(url=url, sqs_client=sqs).send_tasks(
+        TaskMessage(TASK, {"n": n}) for n in range(depth)
+    )
+    assert all(result.ok for result in sent)
     sqs.latency_seconds = latency
 
 
