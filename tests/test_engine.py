@@ -118,7 +118,7 @@ def test_stop_releases_unstarted_messages_at_once(sqs_client: Any, make_queue: A
 
     # When the worker is stopped while the first handler runs
     queue.exit_gracefully()
-    time.sleep(0.5)
+    assert wait_until(lambda: queue.stats().released == 9, timeout=5)
     proceed.set()
     consumer.stop()
 

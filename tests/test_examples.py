@@ -48,15 +48,15 @@ def sqs_on_9324() -> Iterator[bool]:
     deadline = time.monotonic() + 30
     server: LocalSqs | None = None
     while server is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"port {PORT} is taken by something that is not SQS")
         if _port_is_free(PORT):
             try:
                 server = LocalSqs(port=PORT).start()
-            except SystemExit:  # werkzeug exits when it loses the race for the port
+            except OSError:  # lost the race for the port: look again
                 continue
         elif _answers_sqs(PORT):
             break
-        elif time.monotonic() > deadline:
-            raise AssertionError(f"port {PORT} is taken by something that is not SQS")
         else:
             time.sleep(0.5)
     yield server is not None

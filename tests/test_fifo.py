@@ -94,8 +94,9 @@ def test_groups_run_in_order_one_at_a_time_and_in_parallel(sqs_client: Any, fifo
 
 
 def test_a_failure_holds_back_the_rest_of_its_group_only(sqs_client: Any, fifo_url: str) -> None:
-    # Given group "a" whose third task fails once (1 s backoff) and an unaffected group "b"
-    queue = Queue(url=fifo_url, sqs_client=sqs_client, min_backoff_seconds=1, max_backoff_seconds=1)
+    # Given group "a" whose third task fails once and an unaffected group "b"
+    # (a 3 s backoff: group "b" must visibly finish inside it, even on a loaded machine)
+    queue = Queue(url=fifo_url, sqs_client=sqs_client, min_backoff_seconds=3, max_backoff_seconds=3)
     recorder = Recorder()
     queue.add_task_handler("step", recorder.handler({("a", 2)}))
     _send_groups(queue, ["a", "b"], 6)
