@@ -11,7 +11,8 @@ help:
 	@echo "make test   - set up .venv, lint (ruff, mypy --strict, cfn-lint) and run every test"
 	@echo "make demo   - run the demo on an embedded local SQS"
 	@echo "make bench  - run the benchmarks and print the table"
-	@echo "make lint   - ruff and mypy only"
+	@echo "make lint   - ruff, mypy and cfn-lint only"
+	@echo "make test-fast - the tests without the fault suite"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .venv-sqsx070 .mypy_cache .pytest_cache .ruff_cache build *.egg-info
 
 # Called by `sam build` (template.yaml, SqsxLayer, BuildMethod: makefile): sqsx[lambda] and its
 # dependencies as a layer, with wheels for the functions' runtime (python3.13, x86_64).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 __all__ = ["MAX_VISIBILITY_TIMEOUT_SECONDS", "BackoffPolicy", "backoff_seconds"]
@@ -49,7 +50,12 @@ class BackoffPolicy:
         A ``Retry`` whose bounds cross (min above max) is clamped rather than refused: the
         message must still get a delay, so min is lowered to max.
         """
-        low = self.min_seconds if min_seconds is None else max(min_seconds, 0)
-        high = self.max_seconds if max_seconds is None else max(max_seconds, 0)
+        low = self.min_seconds if min_seconds is None else _whole_seconds(min_seconds)
+        high = self.max_seconds if max_seconds is None else _whole_seconds(max_seconds)
         high = min(high, MAX_VISIBILITY_TIMEOUT_SECONDS)
         return BackoffPolicy(min(low, high), high)
+
+
+def _whole_seconds(value: float) -> int:
+    """SQS takes whole seconds: a fractional ``Retry`` bound is rounded up, never below 0."""
+    return max(math.ceil(value), 0)

@@ -6,10 +6,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from sqsx.sqs import MAX_BATCH_ENTRIES, BatchEntry, EntryFailure, error_code, is_sqs_error
+from sqsx.sqs import (
+    MAX_BATCH_ENTRIES,
+    BatchEntry,
+    EntryFailure,
+    error_code,
+    is_sqs_error,
+    is_transient,
+)
 
 __all__ = ["BatchFlusher"]
 
@@ -106,8 +113,12 @@ class BatchFlusher:
             time.sleep(0.02)
         with self._lock:
             self._closed = True
-            leftover, self._pending = self._pending, []
-        self._executor.shutdown(wait=True)
+            # a heartbeat means nothing once its keeper is closed
+            leftover = [p for p in self._pending if not p.entry.lease]
+            self._pending = []
+            in_flight = tuple(self._in_flight)
+        wait(in_flight, timeout=max(deadline - time.monotonic(), 0))
+        self._executor.shutdown(wait=False, cancel_futures=True)
         if leftover and time.monotonic() < deadline:
             self._flush(leftover)  # added after the loop above: one last try
         elif leftover:
@@ -136,16 +147,24 @@ class BatchFlusher:
         try:
             failures = self._send([p.entry for p in batch])
         except Exception as err:
-            if not is_sqs_error(err):
-                logger.exception("%s failed queue_url=%s", self._operation, self._queue_url)
-            else:
-                logger.warning(
-                    "%s call failed: %s, will retry %d entries queue_url=%s",
+            if not is_transient(err):
+                logger.error(
+                    "%s refused for %d entries: %s; not retried (their messages are handled "
+                    "again after the visibility timeout) queue_url=%s",
                     self._operation,
-                    error_code(err),
                     len(batch),
+                    error_code(err),
                     self._queue_url,
+                    exc_info=not is_sqs_error(err),
                 )
+                return
+            logger.warning(
+                "%s call failed: %s, will retry %d entries queue_url=%s",
+                self._operation,
+                error_code(err),
+                len(batch),
+                self._queue_url,
+            )
             self._retry(batch, error_code(err))
             return
         retry = []

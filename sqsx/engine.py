@@ -2,7 +2,7 @@
 
 Threads with fixed roles:
 
-- receivers (1 to 8) long-poll SQS whenever the handlers are about to run dry, so the
+- receivers (by default 1 to 8) long-poll SQS whenever the handlers are about to run dry, so the
   next batch is in hand before the current one is done: there is no batch barrier;
 - ``max_threads`` handler threads run messages through the ``Dispatcher``;
 - one timer thread drives the heartbeat and sends partial batches of acks;
@@ -36,6 +36,7 @@ from sqsx.sqs import (
     error_code,
     is_missing_queue,
     is_permanent,
+    is_sqs_error,
     read_depth,
 )
 from sqsx.stats import Stats
@@ -185,7 +186,7 @@ class Engine:
             response = self._client.get_queue_attributes(
                 QueueUrl=self._url, AttributeNames=["VisibilityTimeout"]
             )
-            return int(response["Attributes"]["VisibilityTimeout"])
+            timeout = int(response["Attributes"]["VisibilityTimeout"])
         except Exception as err:
             if is_missing_queue(err):
                 raise QueueUnavailableError(f"SQS refused {self._url}: {error_code(err)}") from err
@@ -198,6 +199,15 @@ class Engine:
                 self._url,
             )
             return _DEFAULT_VISIBILITY_TIMEOUT
+        if timeout < 1:  # 0 would hand running messages to our own receivers again
+            logger.warning(
+                "queue VisibilityTimeout is %ss; receiving with %ss instead queue_url=%s",
+                timeout,
+                _DEFAULT_VISIBILITY_TIMEOUT,
+                self._url,
+            )
+            return _DEFAULT_VISIBILITY_TIMEOUT
+        return timeout
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -240,7 +250,7 @@ class Engine:
             MaxNumberOfMessages=self._options.max_messages,
             WaitTimeSeconds=self._options.polling_wait_seconds,
             VisibilityTimeout=self._visibility_timeout,
-            AttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
         messages = [Message.from_boto3(raw) for raw in response.get("Messages") or ()]
@@ -255,7 +265,8 @@ class Engine:
         return len(messages)
 
     def _receive_failed(self, err: BaseException, failures: int, *, wait: bool = True) -> bool:
-        """Log a failed receive; ``True`` when the error is permanent and the run must end."""
+        """Log a failed receive (and back off, with ``wait``); ``True`` when the error is
+        permanent and the run must end."""
         if is_permanent(err):
             logger.error(
                 "SQS refused ReceiveMessage: %s, stopping queue_url=%s", error_code(err), self._url
@@ -265,12 +276,12 @@ class Engine:
             return True
         delay = min(_ERROR_BACKOFF_FIRST * 2 ** (failures - 1), _ERROR_BACKOFF_CAP)
         logger.warning(
-            "ReceiveMessage failed: %s, retrying in %.1fs (failure %d in a row) queue_url=%s",
+            "ReceiveMessage failed: %s%s (failure %d in a row) queue_url=%s",
             error_code(err),
-            delay,
+            f", retrying in {delay:.1f}s" if wait else "",
             failures,
             self._url,
-            exc_info=not isinstance(err, Exception) or logger.isEnabledFor(logging.DEBUG),
+            exc_info=not is_sqs_error(err) or logger.isEnabledFor(logging.DEBUG),
         )
         if wait:
             self._stop.wait(delay)
@@ -296,6 +307,10 @@ class Engine:
                 outcome = Outcome(Verdict.RETRIED, delay, "handler raised a BaseException")
             try:
                 self._settle(message, outcome)
+            except Exception:  # the loop must survive; the message is redelivered later
+                logger.exception(
+                    "could not settle message_id=%s queue_url=%s", message.message_id, self._url
+                )
             finally:
                 self._stats.finished(outcome)
                 held_back = self._inbox.done(message, failed=not outcome.delete)

@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from sqsx.backoff import BackoffPolicy
-from sqsx.codec import check_size, encode_kwargs, task_attributes
+from sqsx.codec import DEFAULT_MAX_MESSAGE_BYTES, check_size, encode_kwargs, task_attributes
 from sqsx.dispatch import (
     Dispatcher,
     MessageHandler,
@@ -43,7 +43,14 @@ __all__ = ["BaseQueue", "Queue", "RawQueue"]
 
 logger = logging.getLogger("sqsx.queue")
 
-_REQUIRED_METHODS = ("send_message", "receive_message", "delete_message_batch")
+_REQUIRED_METHODS = (
+    "send_message",
+    "send_message_batch",
+    "receive_message",
+    "delete_message_batch",
+    "change_message_visibility_batch",
+    "get_queue_attributes",
+)
 
 
 class BaseQueue:
@@ -51,8 +58,11 @@ class BaseQueue:
 
     Args:
         url: the queue URL (``http(s)://...``).
-        sqs_client: a boto3 SQS client. With ``max_threads > 8`` give it
-            ``botocore.config.Config(max_pool_connections=...)`` of at least 10.
+        sqs_client: a boto3 SQS client, shared by the worker's threads. The worker has up
+            to ``2 * receivers + 2`` calls in flight (receives, deletes, one visibility
+            call): botocore's default pool of 10 covers 32 threads at ``max_messages=10``;
+            beyond that, or if handlers use the same client, raise
+            ``botocore.config.Config(max_pool_connections=...)``.
         min_backoff_seconds: first retry delay in seconds (default 30, 0 to 43200).
         max_backoff_seconds: largest retry delay in seconds (default 900, up to 43200).
         max_message_bytes: size limit checked before sending, body plus message
@@ -73,7 +83,7 @@ class BaseQueue:
         min_backoff_seconds: int = 30,
         max_backoff_seconds: int = 900,
         *,
-        max_message_bytes: int = 1_048_576,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         poison_policy: PoisonPolicy = "retry",
     ) -> None:
         self._options = queue_settings(
@@ -87,9 +97,12 @@ class BaseQueue:
         if missing:
             raise TypeError(f"sqs_client is not a boto3 SQS client: it lacks {', '.join(missing)}")
         self._client: SqsClient = sqs_client
-        self._backoff = BackoffPolicy(min_backoff_seconds, max_backoff_seconds)
+        self._backoff = BackoffPolicy(
+            self._options.min_backoff_seconds, self._options.max_backoff_seconds
+        )
         self._stats = Stats()
         self._stops = StopRequests(self.url)
+        self._consumer = 0  # the thread running consume_messages
         self._consuming = threading.Lock()
 
     # -- configuration ---------------------------------------------------------------------
@@ -205,6 +218,7 @@ class BaseQueue:
         delay, drain); signal handlers are off unless asked for."""
         if not self._consuming.acquire(blocking=False):
             raise SqsxError(f"{self.url} is already consuming messages in another thread")
+        self._consumer = threading.get_ident()
         logger.info("Starting consuming tasks, queue_url=%s", self.url)
         try:
             with self._stops.watching(signals=enable_signal_to_exit_gracefully) as (stop, force):
@@ -239,9 +253,19 @@ class BaseQueue:
     # -- lifecycle -------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop consuming (if running) and wait for it to end. Handlers stay registered."""
-        if self._consuming.locked():
-            self.exit_gracefully()
+        """Stop consuming (if running) and wait for it to end. Handlers stay registered.
+
+        Called from inside the run (a handler, or a signal handler interrupting the
+        consuming thread) it only asks for the stop: waiting there would never end.
+        """
+        if not self._consuming.locked():
+            return
+        self.exit_gracefully()
+        inside = (
+            threading.get_ident() == self._consumer
+            or threading.current_thread().name.startswith("sqsx-")
+        )
+        if not inside:
             with self._consuming:
                 pass
 
@@ -262,25 +286,6 @@ class BaseQueue:
     def fifo(self) -> bool:
         """True for a FIFO queue (its URL ends in ``.fifo``)."""
         return self.url.endswith(".fifo")
-
-    def _outgoing(
-        self,
-        body: str,
-        attributes: Mapping[str, Mapping[str, Any]] | None,
-        *,
-        delay_seconds: int | None,
-        group_id: str | None,
-        deduplication_id: str | None,
-    ) -> OutgoingMessage:
-        message = OutgoingMessage.build(
-            body,
-            attributes,
-            fifo=self.fifo,
-            delay_seconds=delay_seconds,
-            group_id=group_id,
-            deduplication_id=deduplication_id,
-        )
-        return message
 
     def _send(self, message: OutgoingMessage) -> Any:
         check_size(message.body, message.attributes, self.max_message_bytes)
@@ -315,7 +320,7 @@ class Queue(BaseQueue):
         min_backoff_seconds: int = 30,
         max_backoff_seconds: int = 900,
         *,
-        max_message_bytes: int = 1_048_576,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         poison_policy: PoisonPolicy = "retry",
         validate_on_send: bool = False,
     ) -> None:
@@ -412,9 +417,10 @@ class Queue(BaseQueue):
             handler = self._registry.get(task.task_name)
             if handler is not None:
                 signature_of(handler).bind(task.task_name, task.kwargs)
-        return self._outgoing(
+        return OutgoingMessage.build(
             encode_kwargs(task.kwargs),
             merge_attributes(task_attributes(task.task_name), task.attributes),
+            fifo=self.fifo,
             delay_seconds=task.delay_seconds,
             group_id=task.group_id,
             deduplication_id=task.deduplication_id,
@@ -449,7 +455,7 @@ class RawQueue(BaseQueue):
         min_backoff_seconds: int = 30,
         max_backoff_seconds: int = 900,
         *,
-        max_message_bytes: int = 1_048_576,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         poison_policy: PoisonPolicy = "retry",
     ) -> None:
         super().__init__(
@@ -516,9 +522,10 @@ class RawQueue(BaseQueue):
         )
 
     def _raw_message(self, message: RawMessage) -> OutgoingMessage:
-        return self._outgoing(
+        return OutgoingMessage.build(
             message.body,
             message.attributes,
+            fifo=self.fifo,
             delay_seconds=message.delay_seconds,
             group_id=message.group_id,
             deduplication_id=message.deduplication_id,

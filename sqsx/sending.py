@@ -170,6 +170,9 @@ def send_batch(
 ) -> list[SendResult]:
     """Send ``messages`` with SendMessageBatch and return one result per message, in order.
 
+    Messages of one FIFO group keep their order: after an entry of a group fails and waits
+    for another try, the group's later entries wait with it.
+
     An entry over ``max_message_bytes`` is not sent (error ``MessageTooLarge``). Entries SQS
     refused on its side, and calls that failed (throttling, 5xx, network), are tried up to
     four times in all; entries refused as the sender's fault, and calls refused for a reason
@@ -195,9 +198,17 @@ def send_batch(
         if attempt > 1:
             time.sleep(_RETRY_BASE_SECONDS * 2 ** (attempt - 2))
         retry: list[int] = []
+        blocked: set[str] = set()  # FIFO groups with an entry waiting for another try
         for chunk in _pack(todo, messages, max_request_bytes):
-            retry.extend(_send_chunk(client, queue_url, messages, chunk, results, attempt))
-        todo = retry
+            held = [index for index in chunk if messages[index].group_id in blocked]
+            retry.extend(held)  # sent after the earlier entry of their group, never before
+            chunk = [index for index in chunk if index not in held]
+            if not chunk:
+                continue
+            failed = _send_chunk(client, queue_url, messages, chunk, results, attempt)
+            retry.extend(failed)
+            blocked.update(g for g in (messages[i].group_id for i in failed) if g is not None)
+        todo = sorted(retry)
     return [results[index] for index in range(len(messages))]
 
 

@@ -40,11 +40,6 @@ class TaskSignature:
         self._model = _kwargs_model(handler, self._signature) if self._signature else None
         self._shape = _Shape.of(self._signature) if self._signature else None
 
-    @property
-    def typed(self) -> bool:
-        """True when the handler annotates at least one task parameter."""
-        return self._model is not None
-
     def bind(self, task_name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The kwargs to call the handler with (converted when it is typed).
 

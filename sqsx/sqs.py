@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 __all__ = [
     "BatchEntry",
@@ -118,6 +118,8 @@ _THROTTLING_CODES = frozenset(
 
 def is_transient(err: BaseException) -> bool:
     """True for errors worth retrying as they are: throttling, 5xx and network errors."""
+    if isinstance(err, ParamValidationError):  # a request botocore refuses to send
+        return False
     if isinstance(err, ClientError):
         status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return error_code(err) in _THROTTLING_CODES or int(status or 0) >= 500

@@ -19,6 +19,9 @@ from sqsx.sqs import BatchEntry, EntryFailure, SqsClient, change_visibility_batc
 
 __all__ = ["VisibilityKeeper"]
 
+# Kept off the 12-hour cap: our receive time is a little after SQS's.
+_CAP_MARGIN_SECONDS = 60
+
 
 @dataclass(slots=True)
 class _Lease:
@@ -59,8 +62,13 @@ class VisibilityKeeper:
             self._leases.pop(message.receipt_handle, None)
 
     def change(self, message: Message, seconds: int) -> None:
-        """Stop the heartbeat, then make ``message`` visible again after ``seconds``."""
-        self.let_go(message)
+        """Stop the heartbeat, then make ``message`` visible again after ``seconds`` (capped
+        so that it does not reach past 12 hours from its receipt, which SQS refuses)."""
+        with self._lock:
+            lease = self._leases.pop(message.receipt_handle, None)
+        if lease is not None and seconds:
+            left = lease.first_received + MAX_VISIBILITY_TIMEOUT_SECONDS - time.monotonic()
+            seconds = max(min(seconds, int(left) - _CAP_MARGIN_SECONDS), 0)
         self._flusher.add(BatchEntry(message.message_id, message.receipt_handle, seconds))
 
     def held(self) -> list[Message]:

@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from sqsx.backoff import MAX_VISIBILITY_TIMEOUT_SECONDS
 from sqsx.dispatch import Dispatcher
 from sqsx.queue import BaseQueue
 from sqsx.sqs import MAX_BATCH_ENTRIES, BatchEntry, change_visibility_batch, error_code
@@ -52,6 +53,9 @@ logger = logging.getLogger(__name__)
 #: Default for ``deadline_margin_ms``.
 DEFAULT_DEADLINE_MARGIN_MS = 1_000
 _MAX_THREADS_LIMIT = 1024
+# SQS refuses a visibility reaching past 12 h from the receive; the event source mapping
+# received these records up to a 5-minute batching window plus a 15-minute invocation ago.
+_LONGEST_BACKOFF_SECONDS = MAX_VISIBILITY_TIMEOUT_SECONDS - 20 * 60
 
 
 class BatchItemFailure(TypedDict):
@@ -93,7 +97,9 @@ class LambdaHandler:
             ``eventSourceARN``.
         deadline_margin_ms: milliseconds of the invocation kept free (default 1000). With
             less than this left no record starts (the rest are reported and made visible at
-            once); records still running with half of it left are reported as failures.
+            once); with threads, records still running with half of it left are reported
+            as failures (inline, with ``max_threads=1``, a running record cannot be left
+            behind: keep such handlers well under the function timeout).
             Keep it well below the function timeout.
         logger: an ``aws_lambda_powertools.Logger``. When given, sqsx's log lines go through
             its handler as structured JSON carrying the Lambda context (request id, function)
@@ -217,6 +223,7 @@ class LambdaHandler:
                     url,
                 )
                 continue
+            seconds = min(seconds, _LONGEST_BACKOFF_SECONDS)
             entries[url].append(BatchEntry(message.message_id, message.receipt_handle, seconds))
         for url, batch in entries.items():
             for start in range(0, len(batch), MAX_BATCH_ENTRIES):

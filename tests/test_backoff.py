@@ -90,3 +90,11 @@ def test_retry_overrides(
 ) -> None:
     policy = BackoffPolicy(*queue).overridden(*retry)
     assert policy.delay(count) == expected
+
+
+def test_fractional_retry_bounds_are_rounded_up_to_whole_seconds() -> None:
+    from sqsx.backoff import BackoffPolicy
+
+    policy = BackoffPolicy(30, 900).overridden(0.5, 1.5)  # type: ignore[arg-type]
+    assert (policy.min_seconds, policy.max_seconds) == (1, 2)
+    assert isinstance(policy.delay(3), int)

@@ -219,3 +219,74 @@ def test_lease_matches_heartbeat_when_the_queue_timeout_cannot_be_read(
     # Then the injected failure happened, and each task still ran exactly once
     assert failed == [1]
     assert sorted(runs) == [1, 2]
+
+
+def test_fractional_backoffs_are_whole_seconds_and_keep_the_heartbeat_going(
+    sqs_client: Any, make_queue: Any
+) -> None:
+    # Given a 2 s visibility timeout, a float backoff setting, a task that retries with
+    # Retry(min_backoff_seconds=0.5) and a long task whose heartbeat shares the batches
+    from sqsx.exceptions import Retry
+
+    url = make_queue(VisibilityTimeout=2)
+    queue = Queue(url=url, sqs_client=sqs_client, min_backoff_seconds=1.0)  # type: ignore[arg-type]
+    runs: list[str] = []
+    lock = threading.Lock()
+
+    def retry_once(context: dict[str, Any]) -> None:
+        with lock:
+            runs.append("retry")
+        if context["sqs_message"]["Attributes"]["ApproximateReceiveCount"] == "1":
+            raise Retry(min_backoff_seconds=0.5, max_backoff_seconds=1.5)  # type: ignore[arg-type]
+
+    def long_task(context: dict[str, Any]) -> None:
+        with lock:
+            runs.append("long")
+        time.sleep(5)
+
+    queue.add_task_handler("retry", retry_once)
+    queue.add_task_handler("long", long_task)
+    queue.add_task("long")
+    queue.add_task("retry")
+
+    # When they run on a worker with threads to spare
+    consumer = Consumer(queue, max_messages=2, max_threads=4)
+    assert wait_until(lambda: queue.stats().succeeded == 2, timeout=20)
+    consumer.stop()
+
+    # Then the retry came back (its backoff, 1 s, was accepted) and the long task ran once
+    assert runs.count("retry") == 2
+    assert runs.count("long") == 1
+
+
+def test_a_queue_with_a_zero_visibility_timeout_does_not_hand_out_running_messages(
+    sqs_client: Any, make_queue: Any
+) -> None:
+    # Given a queue whose VisibilityTimeout is 0 and a 2 s task, with threads to spare
+    url = make_queue(VisibilityTimeout=0)
+    queue = Queue(url=url, sqs_client=sqs_client)
+    runs: list[int] = []
+    queue.add_task_handler("slow", lambda context: (runs.append(1), time.sleep(2)))
+    queue.add_task("slow")
+
+    consumer = Consumer(queue, max_threads=4)
+    assert wait_until(lambda: queue.stats().succeeded == 1, timeout=15)
+    consumer.stop()
+
+    # Then it ran once: the worker received it with a real visibility timeout
+    assert runs == [1]
+
+
+def test_close_from_inside_a_handler_stops_the_run_without_deadlock(
+    sqs_client: Any, queue_url: str
+) -> None:
+    # Given a handler that closes its own queue
+    queue = Queue(url=queue_url, sqs_client=sqs_client)
+    queue.add_task_handler("quit", lambda context: queue.close())
+    queue.add_task("quit")
+
+    # When it runs, the run ends by itself (Consumer.stop would also ask: give it time first)
+    consumer = Consumer(queue)
+    consumer.thread.join(15)
+    assert not consumer.thread.is_alive()
+    assert queue.stats().succeeded == 1

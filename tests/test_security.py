@@ -137,6 +137,7 @@ class _NoSqs:
         raise AssertionError("no SQS call expected")
 
     receive_message = delete_message_batch = send_message
+    send_message_batch = change_message_visibility_batch = get_queue_attributes = send_message
 
 
 def _raw(body: str, task_name: str | None, n: int = 0) -> dict[str, Any]:

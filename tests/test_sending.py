@@ -170,3 +170,41 @@ def test_a_throttled_batch_is_retried_and_nothing_is_lost(sqs_client: Any, queue
     assert all(r.ok for r in results)
     assert len(calls) == 3  # the throttled one, its retry, and the second request
     assert queue_counts(sqs_client, queue_url)[0] == 12
+
+
+def test_a_throttled_fifo_batch_keeps_each_group_in_order(sqs_client: Any, make_queue: Any) -> None:
+    # Given a FIFO queue and a client whose first SendMessageBatch call is throttled
+    from botocore.exceptions import ClientError
+
+    url = make_queue("fifo", fifo=True, ContentBasedDeduplication="true")
+    calls: list[int] = []
+
+    def throttle_first(**_: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ClientError(
+                {
+                    "Error": {"Code": "ThrottlingException", "Message": "slow down"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                "SendMessageBatch",
+            )
+
+    sqs_client.meta.events.register("before-call.sqs.SendMessageBatch", throttle_first)
+    queue = Queue(url=url, sqs_client=sqs_client)
+
+    # When 25 tasks of one group go out in three requests, the first of which fails
+    results = queue.send_tasks(TaskMessage("t", {"n": n}, group_id="g") for n in range(25))
+    assert all(r.ok for r in results)
+
+    # Then the later requests waited for the first: the group arrives in order (received and
+    # deleted ten at a time, as SQS hands out no more of a group while some are in flight)
+    order: list[int] = []
+    for _ in range(10):
+        batch = _receive_all(sqs_client, url, 10)
+        order += [json.loads(base64.urlsafe_b64decode(m["Body"]))["kwargs"]["n"] for m in batch]
+        for m in batch:
+            sqs_client.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        if len(order) >= 25:
+            break
+    assert order == list(range(25))

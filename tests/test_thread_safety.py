@@ -105,6 +105,7 @@ class _NoSqs:
         raise AssertionError("no SQS call expected")
 
     receive_message = delete_message_batch = send_message
+    send_message_batch = change_message_visibility_batch = get_queue_attributes = send_message
 
 
 def test_handlers_change_while_sixteen_threads_consume_and_every_task_runs(
