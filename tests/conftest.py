@@ -252,3 +252,25 @@ def lambda_event(client: Any, url: str, count: int, timeout: float = 10.0) -> di
         ).get("Messages", [])
     assert len(messages) == count, f"received {len(messages)} of {count} messages"
     return {"Records": [to_lambda(message, event_source_arn=arn) for message in messages]}
+
+
+def fail_first_call(client: Any, operation: str, code: str, status: int) -> list[str]:
+    """Make ``client``'s first ``operation`` call fail with SQS error ``code`` (HTTP
+    ``status``), through a botocore hook; returns the list of calls seen, one per call."""
+    from botocore.exceptions import ClientError
+
+    calls: list[str] = []
+
+    def hook(**_: Any) -> None:
+        calls.append(operation)
+        if len(calls) == 1:
+            raise ClientError(
+                {
+                    "Error": {"Code": code, "Message": "injected by the test"},
+                    "ResponseMetadata": {"HTTPStatusCode": status},
+                },
+                operation,
+            )
+
+    client.meta.events.register(f"before-call.sqs.{operation}", hook)
+    return calls

@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Any
 
-from conftest import CallCounter, Consumer, queue_counts, wait_until
+from conftest import CallCounter, Consumer, fail_first_call, queue_counts, wait_until
 
 from sqsx import Queue, RawQueue
 
@@ -181,23 +181,8 @@ def test_lease_matches_heartbeat_when_the_queue_timeout_cannot_be_read(
 ) -> None:
     # Given a 2 s visibility timeout that the worker fails to read (a 500 on its first
     # GetQueueAttributes), and two tasks running 5 s each
-    from botocore.exceptions import ClientError
-
     url = make_queue(VisibilityTimeout=2)
-    failed: list[int] = []
-
-    def fail_first(**_: Any) -> None:
-        if not failed:
-            failed.append(1)
-            raise ClientError(
-                {
-                    "Error": {"Code": "InternalError", "Message": "injected"},
-                    "ResponseMetadata": {"HTTPStatusCode": 500},
-                },
-                "GetQueueAttributes",
-            )
-
-    sqs_client.meta.events.register("before-call.sqs.GetQueueAttributes", fail_first)
+    calls = fail_first_call(sqs_client, "GetQueueAttributes", "InternalError", 500)
     queue = Queue(url=url, sqs_client=sqs_client)
     runs: list[int] = []
     lock = threading.Lock()
@@ -217,7 +202,7 @@ def test_lease_matches_heartbeat_when_the_queue_timeout_cannot_be_read(
     consumer.stop()
 
     # Then the injected failure happened, and each task still ran exactly once
-    assert failed == [1]
+    assert calls[0] == "GetQueueAttributes"
     assert sorted(runs) == [1, 2]
 
 

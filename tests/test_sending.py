@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import CallCounter, queue_counts, wait_until
+from conftest import CallCounter, fail_first_call, queue_counts, wait_until
 
 from sqsx import Queue, RawQueue
 from sqsx.sending import OutgoingMessage, RawMessage, TaskMessage, send_batch
@@ -145,22 +145,7 @@ def test_a_refused_call_is_reported_for_every_entry_without_retrying(
 
 def test_a_throttled_batch_is_retried_and_nothing_is_lost(sqs_client: Any, queue_url: str) -> None:
     # Given a client whose first SendMessageBatch call is throttled
-    from botocore.exceptions import ClientError
-
-    calls: list[int] = []
-
-    def throttle_first(**_: Any) -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            raise ClientError(
-                {
-                    "Error": {"Code": "ThrottlingException", "Message": "slow down"},
-                    "ResponseMetadata": {"HTTPStatusCode": 400},
-                },
-                "SendMessageBatch",
-            )
-
-    sqs_client.meta.events.register("before-call.sqs.SendMessageBatch", throttle_first)
+    calls = fail_first_call(sqs_client, "SendMessageBatch", "ThrottlingException", 400)
     queue = Queue(url=queue_url, sqs_client=sqs_client)
 
     # When twelve tasks are sent
@@ -174,23 +159,8 @@ def test_a_throttled_batch_is_retried_and_nothing_is_lost(sqs_client: Any, queue
 
 def test_a_throttled_fifo_batch_keeps_each_group_in_order(sqs_client: Any, make_queue: Any) -> None:
     # Given a FIFO queue and a client whose first SendMessageBatch call is throttled
-    from botocore.exceptions import ClientError
-
     url = make_queue("fifo", fifo=True, ContentBasedDeduplication="true")
-    calls: list[int] = []
-
-    def throttle_first(**_: Any) -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            raise ClientError(
-                {
-                    "Error": {"Code": "ThrottlingException", "Message": "slow down"},
-                    "ResponseMetadata": {"HTTPStatusCode": 400},
-                },
-                "SendMessageBatch",
-            )
-
-    sqs_client.meta.events.register("before-call.sqs.SendMessageBatch", throttle_first)
+    fail_first_call(sqs_client, "SendMessageBatch", "ThrottlingException", 400)
     queue = Queue(url=url, sqs_client=sqs_client)
 
     # When 25 tasks of one group go out in three requests, the first of which fails
