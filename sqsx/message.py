@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Message"]
+__all__ = ["Message", "receive_count_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +31,18 @@ class Message:
     def from_boto3(cls, raw: Mapping[str, Any]) -> Message:
         """Wrap a message dict as ``ReceiveMessage`` returns it."""
         attributes = raw.get("Attributes") or {}
-        try:
-            receive_count = int(attributes.get("ApproximateReceiveCount", 1))
-        except (TypeError, ValueError):
-            receive_count = 1
         return cls(
             raw=raw,
             message_id=str(raw.get("MessageId", "")),
             receipt_handle=str(raw.get("ReceiptHandle", "")),
-            receive_count=max(receive_count, 1),
+            receive_count=receive_count_of(attributes),
             group_id=attributes.get("MessageGroupId"),
         )
+
+
+def receive_count_of(attributes: Mapping[str, Any]) -> int:
+    """``ApproximateReceiveCount`` from system attributes; 1 when missing or unreadable."""
+    try:
+        return max(int(attributes.get("ApproximateReceiveCount", 1)), 1)
+    except (TypeError, ValueError):
+        return 1

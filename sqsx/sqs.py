@@ -25,22 +25,21 @@ __all__ = [
 #: SQS's limit on entries in one batch request.
 MAX_BATCH_ENTRIES = 10
 
-# Codes that retrying cannot fix: the queue is gone or we may not touch it.
-_PERMANENT_CODES = frozenset(
-    {
-        "AWS.SimpleQueueService.NonExistentQueue",
-        "QueueDoesNotExist",
-        "AccessDenied",
-        "AccessDeniedException",
-        "InvalidClientTokenId",
-        "UnrecognizedClientException",
-        "SignatureDoesNotMatch",
-        "InvalidAddress",
-        "InvalidSecurity",
-        "KMS.AccessDeniedException",
-        "KMS.DisabledException",
-    }
+# Codes that say the queue does not exist.
+_MISSING_QUEUE_CODES = frozenset(
+    {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "InvalidAddress"}
 )
+# Codes that retrying cannot fix: the queue is gone or we may not touch it.
+_PERMANENT_CODES = _MISSING_QUEUE_CODES | {
+    "AccessDenied",
+    "AccessDeniedException",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "SignatureDoesNotMatch",
+    "InvalidSecurity",
+    "KMS.AccessDeniedException",
+    "KMS.DisabledException",
+}
 
 
 class SqsClient(Protocol):
@@ -83,11 +82,6 @@ def error_code(err: BaseException) -> str:
     if isinstance(err, ClientError):
         return str(err.response.get("Error", {}).get("Code", "ClientError"))
     return type(err).__name__
-
-
-_MISSING_QUEUE_CODES = frozenset(
-    {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "InvalidAddress"}
-)
 
 
 def is_missing_queue(err: BaseException) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqsx.codec import is_object
 from sqsx.exceptions import SqsxError, UnprocessableMessageError
-from sqsx.message import Message
+from sqsx.message import Message, receive_count_of
 
 __all__ = [
     "EventError",
@@ -118,17 +118,13 @@ def envelope(record: Mapping[str, Any], raw: Mapping[str, Any] | None = None) ->
     attributes = record.get("attributes")
     if not is_object(attributes):
         attributes = {}
-    try:
-        receive_count = int(attributes.get("ApproximateReceiveCount", 1))
-    except (TypeError, ValueError):
-        receive_count = 1
     handle = record.get("receiptHandle")
     group = attributes.get("MessageGroupId")
     return Message(
         raw={} if raw is None else raw,
         message_id=str(record.get("messageId", "")),
         receipt_handle=handle if isinstance(handle, str) else "",
-        receive_count=max(receive_count, 1),
+        receive_count=receive_count_of(attributes),
         group_id=group if isinstance(group, str) else None,
     )
 

@@ -274,3 +274,14 @@ def fail_first_call(client: Any, operation: str, code: str, status: int) -> list
 
     client.meta.events.register(f"before-call.sqs.{operation}", hook)
     return calls
+
+
+@pytest.fixture
+def workers(tmp_path: Any) -> Iterator[Any]:
+    """Worker subprocesses for the fault suite (``tests/fault/faultkit.Workers``), all
+    stopped at the end of the test."""
+    from faultkit import Workers  # on sys.path when tests/fault is collected
+
+    started = Workers(tmp_path)
+    yield started
+    started.close()

@@ -22,13 +22,6 @@ OUTAGE_SECONDS = 10.0
 
 
 @pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Workers]:
-    started = Workers(tmp_path)
-    yield started
-    started.close()
-
-
-@pytest.fixture
 def proxy(local_sqs: LocalSqs) -> Iterator[FaultProxy]:
     server = FaultProxy(local_sqs.port)
     yield server
