@@ -124,7 +124,7 @@ def test_resolve_message_replaces_the_body_or_decides_the_fate() -> None:
 
 
 def test_a_hook_that_is_not_a_hook_is_refused_at_construction() -> None:
-    with pytest.raises(TypeError, match="is not a sqsx.hooks.Hook"):
+    with pytest.raises(TypeError, match=r"is not a sqsx\.hooks\.Hook"):
         HookChain([object()])  # type: ignore[list-item]
 
 
