@@ -312,7 +312,11 @@ class Engine:
             message = self._inbox.take()
             if message is None:
                 return
-            outcome = self._dispatcher.process(message, hooks=self._hooks)
+            outcome = self._dispatcher.process(
+                message, hooks=self._hooks, on_abandon=self._abandoned
+            )
+            if outcome.late:  # abandoned past its time limit: settled, and this thread replaced
+                return
             try:
                 self._settle(message, outcome)
             except Exception:  # the loop must survive; the message is redelivered later
@@ -331,6 +335,16 @@ class Engine:
                     self._url,
                 )
                 self._hold_back(held)
+
+    def _abandoned(self, message: Message, outcome: Outcome) -> None:
+        """A handler past its time limit and grace (called from the time-limit ticker):
+        settle its message now and start a thread in its place."""
+        try:
+            self._settle(message, outcome)
+        finally:
+            self._hold_back(self._inbox.done(message, outcome.retry_after))
+        if not self._inbox.closed:
+            self._spawn(self._handle_loop, f"sqsx-handler-{len(self._threads)}")
 
     def _settle(self, message: Message, outcome: Outcome) -> None:
         if outcome.retry_after is None:

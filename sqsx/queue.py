@@ -34,11 +34,19 @@ from sqsx.settings import queue_settings
 from sqsx.signature import signature_of
 from sqsx.sqs import SqsClient
 from sqsx.stats import StatsSnapshot
+from sqsx.timelimits import checked_time_limit
 
 if TYPE_CHECKING:
     from sqsx.options import ConsumeOptions
 
 __all__ = ["BaseQueue", "Queue", "RawQueue"]
+
+
+class _Unset:
+    """Marks an option not given (``None`` means "no limit")."""
+
+
+_UNSET = _Unset()
 
 logger = logging.getLogger("sqsx.queue")
 
@@ -71,6 +79,9 @@ class BaseQueue:
             redrive policy dead-letters them; ``"delete"`` deletes them with an ERROR line.
         hooks: ``sqsx.hooks.Hook`` objects that see every message processed and sent, in
             both runtimes (metrics, tracing, payload offloading...), in order.
+        time_limit: seconds a handler may run before it is stopped and its message backed
+            off (verdict ``TIMED_OUT``); ``None`` (default) for no limit. See
+            ``sqsx.timelimits`` for what can and cannot be interrupted.
 
     Raises:
         ConfigurationError: a setting is out of bounds (a ``ValueError``); the error names
@@ -91,7 +102,9 @@ class BaseQueue:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         poison_policy: PoisonPolicy = "retry",
         hooks: Iterable[Hook] = (),
+        time_limit: float | None = None,
     ) -> None:
+        self._time_limit = checked_time_limit(time_limit)
         self._options = queue_settings(
             url=url,
             min_backoff_seconds=min_backoff_seconds,
@@ -141,6 +154,11 @@ class BaseQueue:
         return self._options.max_message_bytes
 
     @property
+    def time_limit(self) -> float | None:
+        """The queue-wide handler time limit in seconds (``None``: none)."""
+        return self._time_limit
+
+    @property
     def dispatcher(self) -> Dispatcher:
         """The processing core for this queue (used by the runtimes)."""
         return self._dispatcher
@@ -157,6 +175,7 @@ class BaseQueue:
             "max_message_bytes": self.max_message_bytes,
             "poison_policy": self._options.poison_policy,
             "hooks": self._hooks.hooks,
+            "time_limit": self._time_limit,
         }
 
     # -- processing ------------------------------------------------------------------------
@@ -331,6 +350,7 @@ class Queue(BaseQueue):
         poison_policy: PoisonPolicy = "retry",
         validate_on_send: bool = False,
         hooks: Iterable[Hook] = (),
+        time_limit: float | None = None,
     ) -> None:
         super().__init__(
             url,
@@ -340,11 +360,17 @@ class Queue(BaseQueue):
             max_message_bytes=max_message_bytes,
             poison_policy=poison_policy,
             hooks=hooks,
+            time_limit=time_limit,
         )
         self._validate_on_send = validate_on_send
         self._registry = HandlerRegistry()
         self._task_dispatcher = TaskDispatcher(
-            self.url, self._backoff, poison_policy, self._registry, self._hooks
+            self.url,
+            self._backoff,
+            poison_policy,
+            self._registry,
+            self._hooks,
+            time_limit=self._time_limit,
         )
         self._bind(self._task_dispatcher)
 
@@ -356,10 +382,11 @@ class Queue(BaseQueue):
             validate_on_send=self._validate_on_send,
             **self._settings(),
         )
+        limits = self._task_dispatcher.task_limits
         for name in self._registry.names():
             handler = self._registry.get(name)
             if handler is not None:
-                twin.add_task_handler(name, handler)
+                twin.add_task_handler(name, handler, time_limit=limits.get(name, _UNSET))
         return twin
 
     def add_task(self, task_name: str, **kwargs: Any) -> Any:
@@ -433,15 +460,39 @@ class Queue(BaseQueue):
             deduplication_id=task.deduplication_id,
         )
 
-    def add_task_handler(self, task_name: str, task_handler_function: TaskHandler) -> None:
+    def add_task_handler(
+        self,
+        task_name: str,
+        task_handler_function: TaskHandler,
+        *,
+        time_limit: float | _Unset | None = _UNSET,
+    ) -> None:
         """Run ``task_handler_function(context, **kwargs)`` for tasks named ``task_name``.
 
         Safe while consuming: the next message of that task uses the new handler.
+
+        Args:
+            task_name: the task's name (the ``TaskName`` attribute).
+            task_handler_function: a plain or ``async def`` function.
+            time_limit: seconds this task's handler may run (above 0, at most 43200);
+                ``None`` for no limit; default: the queue's ``time_limit``.
+
+        Raises:
+            ConfigurationError: ``time_limit`` is out of bounds.
         """
+        limits = dict(self._task_dispatcher.task_limits)
+        if isinstance(time_limit, _Unset):
+            limits.pop(task_name, None)
+        else:
+            limits[task_name] = checked_time_limit(time_limit)
         self._registry.register(task_name, task_handler_function)
+        self._task_dispatcher.task_limits = limits
 
     def remove_task_handler(self, task_name: str) -> bool:
         """Forget the handler of ``task_name``; ``False`` when there was none."""
+        limits = dict(self._task_dispatcher.task_limits)
+        limits.pop(task_name, None)
+        self._task_dispatcher.task_limits = limits
         return self._registry.unregister(task_name)
 
     @property
@@ -465,6 +516,7 @@ class RawQueue(BaseQueue):
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         poison_policy: PoisonPolicy = "retry",
         hooks: Iterable[Hook] = (),
+        time_limit: float | None = None,
     ) -> None:
         super().__init__(
             url,
@@ -474,11 +526,17 @@ class RawQueue(BaseQueue):
             max_message_bytes=max_message_bytes,
             poison_policy=poison_policy,
             hooks=hooks,
+            time_limit=time_limit,
         )
         if not callable(message_handler_function):
             raise TypeError("message_handler_function must be callable")
         self._raw_dispatcher = RawDispatcher(
-            self.url, self._backoff, poison_policy, message_handler_function, self._hooks
+            self.url,
+            self._backoff,
+            poison_policy,
+            message_handler_function,
+            self._hooks,
+            time_limit=self._time_limit,
         )
         self._bind(self._raw_dispatcher)
 
