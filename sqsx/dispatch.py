@@ -93,6 +93,8 @@ class Dispatcher:
         self.poison_policy = poison_policy
         self.hooks = hooks if hooks is not None else HookChain()
         self.time_limit = time_limit
+        #: Concurrency caps by task name (``sqsx.caps``); replaced whole, never mutated.
+        self.task_caps: Mapping[str, int] = {}
         self.event_loop = EventLoopThread("sqsx-async")
         self.time_limits = TimeLimits()
 

@@ -18,6 +18,7 @@ from sqsx.dispatch import (
     RawDispatcher,
     TaskDispatcher,
 )
+from sqsx.exceptions import ConfigurationError
 from sqsx.hooks import Hook, HookChain
 from sqsx.message import Message
 from sqsx.ordering import is_fifo
@@ -47,6 +48,17 @@ class _Unset:
 
 
 _UNSET = _Unset()
+_MAX_CONCURRENCY = 1024
+
+
+def _checked_cap(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_CONCURRENCY:
+        raise ConfigurationError(
+            f"max_concurrency must be a whole number from 1 to {_MAX_CONCURRENCY} or None, "
+            f"got {value!r}"
+        )
+    return value
+
 
 logger = logging.getLogger("sqsx.queue")
 
@@ -382,11 +394,16 @@ class Queue(BaseQueue):
             validate_on_send=self._validate_on_send,
             **self._settings(),
         )
-        limits = self._task_dispatcher.task_limits
+        limits, caps = self._task_dispatcher.task_limits, self._task_dispatcher.task_caps
         for name in self._registry.names():
             handler = self._registry.get(name)
             if handler is not None:
-                twin.add_task_handler(name, handler, time_limit=limits.get(name, _UNSET))
+                twin.add_task_handler(
+                    name,
+                    handler,
+                    time_limit=limits.get(name, _UNSET),
+                    max_concurrency=caps.get(name),
+                )
         return twin
 
     def add_task(self, task_name: str, **kwargs: Any) -> Any:
@@ -466,6 +483,7 @@ class Queue(BaseQueue):
         task_handler_function: TaskHandler,
         *,
         time_limit: float | _Unset | None = _UNSET,
+        max_concurrency: int | None = None,
     ) -> None:
         """Run ``task_handler_function(context, **kwargs)`` for tasks named ``task_name``.
 
@@ -476,23 +494,31 @@ class Queue(BaseQueue):
             task_handler_function: a plain or ``async def`` function.
             time_limit: seconds this task's handler may run (above 0, at most 43200);
                 ``None`` for no limit; default: the queue's ``time_limit``.
+            max_concurrency: at most this many messages of the task run at once in one
+                worker process or Lambda invocation (1 to 1024); ``None`` (default) for no
+                cap. Waiting messages hold no thread (see ``sqsx.caps``).
 
         Raises:
-            ConfigurationError: ``time_limit`` is out of bounds.
+            ConfigurationError: ``time_limit`` or ``max_concurrency`` is out of bounds.
         """
         limits = dict(self._task_dispatcher.task_limits)
         if isinstance(time_limit, _Unset):
             limits.pop(task_name, None)
         else:
             limits[task_name] = checked_time_limit(time_limit)
+        caps = dict(self._task_dispatcher.task_caps)
+        caps.pop(task_name, None)
+        if max_concurrency is not None:
+            caps[task_name] = _checked_cap(max_concurrency)
         self._registry.register(task_name, task_handler_function)
         self._task_dispatcher.task_limits = limits
+        self._task_dispatcher.task_caps = caps
 
     def remove_task_handler(self, task_name: str) -> bool:
         """Forget the handler of ``task_name``; ``False`` when there was none."""
-        limits = dict(self._task_dispatcher.task_limits)
-        limits.pop(task_name, None)
-        self._task_dispatcher.task_limits = limits
+        dispatcher = self._task_dispatcher
+        dispatcher.task_limits = {k: v for k, v in dispatcher.task_limits.items() if k != task_name}
+        dispatcher.task_caps = {k: v for k, v in dispatcher.task_caps.items() if k != task_name}
         return self._registry.unregister(task_name)
 
     @property

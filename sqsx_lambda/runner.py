@@ -21,11 +21,12 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from sqsx.caps import ConcurrencyCaps
 from sqsx.dispatch import AbandonFn, Outcome
 from sqsx.message import Message
 from sqsx.ordering import GroupGate
@@ -112,6 +113,7 @@ class _Batch:
         ordered: bool,
         clock: _Clock,
         blocked: dict[str | None, float],
+        caps: ConcurrencyCaps | None = None,
     ) -> None:
         self.lock = threading.Lock()
         self.waiting: deque[Job] = deque()
@@ -119,6 +121,7 @@ class _Batch:
         self.results: dict[int, RecordResult] = {}
         self.running: dict[int, Job] = {}
         self.clock = clock
+        self.caps = caps if caps is not None and caps.active else None
         self.given_up = False
         self.abandoned = False  # a handler was abandoned past its time limit
         self.done = threading.Event()  # every job has a result
@@ -137,16 +140,24 @@ class _Batch:
                 self._skip(list(self.waiting), self.clock.not_started, 0)
                 self.waiting.clear()
                 return None
-            job = self.gate.pick(self.waiting)
+            caps = self.caps
+            job = self.gate.pick(self.waiting, None if caps is None else self._allowed)
             if job is not None:
                 self.running[job.index] = job
+                if caps is not None:
+                    caps.started(job.message)
             return job
+
+    def _allowed(self, job: Job) -> bool:
+        return self.caps is None or self.caps.allowed(job.message)
 
     def finish(self, job: Job, result: RecordResult) -> None:
         with self.lock:
             if self.given_up or job.index not in self.running:
                 return
             del self.running[job.index]
+            if self.caps is not None:
+                self.caps.finished(job.message)
             self.results[job.index] = result
             retry_after = result.visibility_timeout if result.reported else None
             held = self.gate.finish(job, retry_after, self.waiting, time.monotonic())
@@ -213,8 +224,16 @@ class BatchRunner:
         deadline_margin_ms: no record starts with less than this many milliseconds left.
     """
 
-    def __init__(self, process: ProcessFn, *, max_threads: int, deadline_margin_ms: int) -> None:
+    def __init__(
+        self,
+        process: ProcessFn,
+        *,
+        max_threads: int,
+        deadline_margin_ms: int,
+        caps: Callable[[], Mapping[str, int]] | None = None,
+    ) -> None:
         self._process = process
+        self._caps = caps
         self._max_threads = max_threads
         self._margin_ms = deadline_margin_ms
         self._pool: ThreadPoolExecutor | None = None
@@ -234,10 +253,12 @@ class BatchRunner:
             ordered_groups: FIFO semantics (the group rule of ``sqsx.ordering``).
         """
         clock = _Clock(lambda_context, self._margin_ms)
+        caps = None if self._caps is None else ConcurrencyCaps(self._caps)
         if not ordered_groups:
-            return self._run(_Batch(jobs, False, clock, {}), jobs, lambda_context)
+            return self._run(_Batch(jobs, False, clock, {}, caps), jobs, lambda_context)
         with self._blocked_lock:  # FIFO invocations share the blocked groups: one at a time
-            return self._run(_Batch(jobs, True, clock, self._blocked), jobs, lambda_context)
+            batch = _Batch(jobs, True, clock, self._blocked, caps)
+            return self._run(batch, jobs, lambda_context)
 
     def _run(self, batch: _Batch, jobs: Sequence[Job], lambda_context: Any) -> list[RecordResult]:
         if self._max_threads == 1:
