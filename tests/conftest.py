@@ -68,6 +68,31 @@ def queue_url(make_queue: Callable[..., str]) -> str:
     return make_queue()
 
 
+def make_s3_client(endpoint_url: str, **config: Any) -> Any:
+    """A boto3 S3 client for the local server (moto serves S3 on the same port)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(max_pool_connections=50, **config),
+    )
+
+
+@pytest.fixture
+def s3_client(endpoint_url: str) -> Any:
+    return make_s3_client(endpoint_url)
+
+
+@pytest.fixture
+def bucket(s3_client: Any) -> str:
+    """A new, empty S3 bucket on the local server."""
+    name = f"b-{uuid.uuid4().hex[:16]}"
+    s3_client.create_bucket(Bucket=name)
+    return name
+
+
 class CallCounter:
     """Counts SQS API calls made by one client, by operation name (botocore event hook)."""
 
