@@ -37,6 +37,7 @@ from sqsx.stats import StatsSnapshot
 
 if TYPE_CHECKING:
     from sqsx.options import ConsumeOptions
+    from sqsx.payloads import S3Payloads
 
 __all__ = ["BaseQueue", "Queue", "RawQueue"]
 
@@ -71,6 +72,9 @@ class BaseQueue:
             redrive policy dead-letters them; ``"delete"`` deletes them with an ERROR line.
         hooks: ``sqsx.hooks.Hook`` objects that see every message processed and sent, in
             both runtimes (metrics, tracing, payload offloading...), in order.
+        payloads: ``sqsx.payloads.S3Payloads``: large messages through S3, Extended
+            Client pointers read (added after ``hooks``; its default threshold is
+            ``max_message_bytes``).
 
     Raises:
         ConfigurationError: a setting is out of bounds (a ``ValueError``); the error names
@@ -91,6 +95,7 @@ class BaseQueue:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         poison_policy: PoisonPolicy = "retry",
         hooks: Iterable[Hook] = (),
+        payloads: S3Payloads | None = None,
     ) -> None:
         self._options = queue_settings(
             url=url,
@@ -106,6 +111,8 @@ class BaseQueue:
         self._backoff = BackoffPolicy(
             self._options.min_backoff_seconds, self._options.max_backoff_seconds
         )
+        if payloads is not None:  # last: it sends (and sizes) what the other hooks made
+            hooks = (*hooks, payloads.for_queue(self.max_message_bytes))
         self._hooks = HookChain(hooks)
 
     def _bind(self, dispatcher: Dispatcher) -> None:
@@ -331,6 +338,7 @@ class Queue(BaseQueue):
         poison_policy: PoisonPolicy = "retry",
         validate_on_send: bool = False,
         hooks: Iterable[Hook] = (),
+        payloads: S3Payloads | None = None,
     ) -> None:
         super().__init__(
             url,
@@ -340,6 +348,7 @@ class Queue(BaseQueue):
             max_message_bytes=max_message_bytes,
             poison_policy=poison_policy,
             hooks=hooks,
+            payloads=payloads,
         )
         self._validate_on_send = validate_on_send
         self._registry = HandlerRegistry()
@@ -465,6 +474,7 @@ class RawQueue(BaseQueue):
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         poison_policy: PoisonPolicy = "retry",
         hooks: Iterable[Hook] = (),
+        payloads: S3Payloads | None = None,
     ) -> None:
         super().__init__(
             url,
@@ -474,6 +484,7 @@ class RawQueue(BaseQueue):
             max_message_bytes=max_message_bytes,
             poison_policy=poison_policy,
             hooks=hooks,
+            payloads=payloads,
         )
         if not callable(message_handler_function):
             raise TypeError("message_handler_function must be callable")
