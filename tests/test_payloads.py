@@ -413,3 +413,18 @@ def test_objects_in_buckets_not_accepted_are_never_deleted(s3_client: Any, bucke
 def test_pointer_size_is_what_sqs_counts(s3_client: Any, bucket: str) -> None:
     sent = S3Payloads(s3_client, bucket, threshold_bytes=0).before_send(outgoing("x" * 500_000))
     assert sent.size == message_size(sent.body, sent.attributes) < 300
+
+
+def test_a_queue_binds_the_default_threshold_to_its_size_limit(
+    sqs_client: Any, s3_client: Any, bucket: str
+) -> None:
+    from sqsx import Queue, RawQueue
+
+    shared = S3Payloads(s3_client, bucket)
+    small = Queue(URL, sqs_client, max_message_bytes=262_144, payloads=shared)
+    raw = RawQueue(URL, lambda url, message: None, sqs_client, payloads=shared)
+    explicit = Queue(URL, sqs_client, payloads=S3Payloads(s3_client, bucket, threshold_bytes=10))
+    assert isinstance(small.hooks[-1], S3Payloads) and small.hooks[-1].threshold_bytes == 262_144
+    assert raw.hooks[-1].threshold_bytes == 1_048_576  # type: ignore[attr-defined]
+    assert explicit.hooks[-1].threshold_bytes == 10  # type: ignore[attr-defined]
+    assert small.copy(url=URL + "2").hooks[-1].threshold_bytes == 262_144  # type: ignore[attr-defined]
