@@ -4,7 +4,7 @@ errors sorted into transient (retried with backoff) and permanent (unprocessable
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from botocore.exceptions import ClientError
 
@@ -56,11 +56,12 @@ def fetch_payload(s3: S3Client, pointer: Pointer, *, message_id: str, max_object
     Raises:
         PayloadError: unprocessable (``PayloadUnavailableError``: no such key or bucket,
             access denied; ``PayloadSizeError``: too large, or not the declared size; or a
-            payload that is not UTF-8), logged at WARNING with the message id, bucket, key.
-        PayloadFetchError: transient (throttled, 5xx, timed out, cut short), logged at INFO.
+            payload that is not UTF-8); the core logs it with the message id.
+        PayloadFetchError: transient (throttled, 5xx, timed out, cut short), logged at INFO
+            with the message id, bucket and key.
     """
     if pointer.size > max_object_bytes:
-        _refuse(message_id, pointer, f"declares {pointer.size} bytes", max_object_bytes)
+        _refuse(pointer, f"declares {pointer.size} bytes", max_object_bytes)
     try:
         response = s3.get_object(Bucket=pointer.bucket, Key=pointer.key)
     except Exception as err:
@@ -69,11 +70,9 @@ def fetch_payload(s3: S3Client, pointer: Pointer, *, message_id: str, max_object
     try:
         length = response.get("ContentLength")
         if not isinstance(length, int) or length > max_object_bytes:
-            _refuse(message_id, pointer, f"is {length} bytes", max_object_bytes)
+            _refuse(pointer, f"is {length} bytes", max_object_bytes)
         if length != pointer.size:
-            _refuse(
-                message_id, pointer, f"is {length} bytes, {pointer.attribute} says {pointer.size}"
-            )
+            _refuse(pointer, f"is {length} bytes, {pointer.attribute} says {pointer.size}")
         try:
             data = stream.read(length + 1)
         except Exception as err:
@@ -85,15 +84,13 @@ def fetch_payload(s3: S3Client, pointer: Pointer, *, message_id: str, max_object
     try:
         return bytes(data).decode("utf-8")
     except UnicodeDecodeError as err:
-        _log(message_id, pointer, "payload is not UTF-8 text")
         raise PayloadError(
             "S3 payload is not UTF-8 text", bucket=pointer.bucket, key=pointer.key
         ) from err
 
 
-def _refuse(message_id: str, pointer: Pointer, what: str, limit: int | None = None) -> None:
+def _refuse(pointer: Pointer, what: str, limit: int | None = None) -> NoReturn:
     reason = f"object {what}" + ("" if limit is None else f", over max_object_bytes={limit}")
-    _log(message_id, pointer, reason)
     raise PayloadSizeError(f"S3 payload {reason}", bucket=pointer.bucket, key=pointer.key)
 
 
@@ -105,7 +102,6 @@ def _fetch_error(
     if isinstance(err, ClientError):
         status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     if code in _PERMANENT_CODES or status in (403, 404):
-        _log(message_id, pointer, f"GetObject refused: {code}")
         return PayloadUnavailableError(
             f"S3 GetObject refused: {code}", bucket=pointer.bucket, key=pointer.key
         )
@@ -119,14 +115,4 @@ def _fetch_error(
     )
     return PayloadFetchError(
         f"S3 GetObject failed: {code} (bucket={pointer.bucket} key={pointer.key})"
-    )
-
-
-def _log(message_id: str, pointer: Pointer, reason: str) -> None:
-    logger.warning(
-        "S3 payload unprocessable: %s message_id=%s bucket=%s key=%s",
-        reason,
-        message_id,
-        pointer.bucket,
-        pointer.key,
     )

@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any, Literal
 
 from sqsx.codec import DEFAULT_MAX_MESSAGE_BYTES, is_object
-from sqsx.exceptions import MessageTooLargeError, SqsxError
+from sqsx.exceptions import ConfigurationError, MessageTooLargeError
 from sqsx.hooks import Hook
 from sqsx.message import Message
 from sqsx.payload_fetch import PayloadFetchError, S3Client, fetch_payload
@@ -47,7 +47,6 @@ __all__ = [
     "MalformedPointerError",
     "PayloadError",
     "PayloadFetchError",
-    "PayloadSettingError",
     "PayloadSizeError",
     "PayloadUnavailableError",
     "S3Payloads",
@@ -63,10 +62,6 @@ _MAX_KEY_BYTES = 1024
 _MAX_ATTRIBUTES = 10  # SQS's limit on message attributes per message
 #: Server-side encryption for objects written: S3-managed keys or KMS.
 ServerSideEncryption = Literal["AES256", "aws:kms", "aws:kms:dsse"]
-
-
-class PayloadSettingError(SqsxError, ValueError):
-    """An ``S3Payloads`` setting is out of bounds (a ``ValueError``)."""
 
 
 class S3Payloads(Hook):
@@ -96,7 +91,7 @@ class S3Payloads(Hook):
             ``ExtendedPayloadSize``. Both are always read.
 
     Raises:
-        PayloadSettingError: a setting is out of bounds (a ``ValueError``).
+        ConfigurationError: a setting is out of bounds (a ``ValueError``).
     """
 
     def __init__(
@@ -118,25 +113,25 @@ class S3Payloads(Hook):
             if not callable(getattr(s3_client, method, None)):
                 raise TypeError(f"s3_client is not a boto3 S3 client: it lacks {method}")
         if not isinstance(bucket, str) or not bucket:
-            raise PayloadSettingError("bucket must be a non-empty string")
+            raise ConfigurationError("bucket must be a non-empty string")
         if threshold_bytes is not None and not 0 <= threshold_bytes <= DEFAULT_MAX_MESSAGE_BYTES:
-            raise PayloadSettingError(
+            raise ConfigurationError(
                 f"threshold_bytes must be between 0 and {DEFAULT_MAX_MESSAGE_BYTES} bytes, "
                 f"got {threshold_bytes}"
             )
         if not 1 <= max_object_bytes <= _MAX_PUT_BYTES:
-            raise PayloadSettingError(
+            raise ConfigurationError(
                 f"max_object_bytes must be between 1 and {_MAX_PUT_BYTES} bytes, "
                 f"got {max_object_bytes}"
             )
         if sse not in (None, "AES256", "aws:kms", "aws:kms:dsse"):
-            raise PayloadSettingError(
+            raise ConfigurationError(
                 f"sse must be None, 'AES256', 'aws:kms' or 'aws:kms:dsse', got {sse!r}"
             )
         if kms_key_id is not None and sse not in ("aws:kms", "aws:kms:dsse"):
-            raise PayloadSettingError("kms_key_id needs sse='aws:kms' or 'aws:kms:dsse'")
+            raise ConfigurationError("kms_key_id needs sse='aws:kms' or 'aws:kms:dsse'")
         if len(key_prefix.encode("utf-8")) >= _MAX_KEY_BYTES:
-            raise PayloadSettingError(f"key_prefix must be under {_MAX_KEY_BYTES} bytes")
+            raise ConfigurationError(f"key_prefix must be under {_MAX_KEY_BYTES} bytes")
         self._s3: S3Client = s3_client
         self._bucket = bucket
         self._threshold = threshold_bytes
@@ -231,7 +226,8 @@ class S3Payloads(Hook):
         Raises:
             PayloadError: unprocessable: a malformed pointer or size attribute, a bucket not
                 accepted, no such key or access denied, an object over ``max_object_bytes``
-                or whose size disagrees with the size attribute, a payload not UTF-8.
+                or whose size disagrees with the size attribute, a payload not UTF-8. Its
+                text names the bucket and the key, never the payload.
             PayloadFetchError: S3 throttled, failed (5xx) or timed out: retried.
         """
         attributes = message.raw.get("MessageAttributes")
@@ -261,18 +257,9 @@ class S3Payloads(Hook):
         return dataclasses.replace(message, raw=raw)
 
     def _pointer(self, message: Message, attributes: Mapping[str, Any], name: str) -> Pointer:
-        try:
-            pointer = read_pointer(message.raw.get("Body"), attributes, name)
-        except MalformedPointerError as err:
-            logger.warning("S3 payload pointer refused: %s message_id=%s", err, message.message_id)
-            raise
+        # The core logs a refusal with the message id, the queue and this error's text.
+        pointer = read_pointer(message.raw.get("Body"), attributes, name)
         if pointer.bucket not in self._buckets:
-            logger.warning(
-                "S3 payload pointer refused: bucket not accepted message_id=%s bucket=%s key=%s",
-                message.message_id,
-                pointer.bucket,
-                pointer.key,
-            )
             raise MalformedPointerError(
                 "pointer names a bucket not accepted (see read_buckets)",
                 bucket=pointer.bucket,

@@ -19,13 +19,12 @@ from botocore.exceptions import ClientError
 from conftest import make_s3_client
 
 from sqsx.codec import encode_kwargs, message_size, task_attributes
-from sqsx.exceptions import MessageTooLargeError, UnprocessableMessageError
+from sqsx.exceptions import ConfigurationError, MessageTooLargeError, UnprocessableMessageError
 from sqsx.message import Message
 from sqsx.payloads import (
     MalformedPointerError,
     PayloadError,
     PayloadFetchError,
-    PayloadSettingError,
     PayloadSizeError,
     PayloadUnavailableError,
     S3Payloads,
@@ -168,7 +167,7 @@ def test_sending_refusals_are_clear_and_put_nothing(s3_client: Any, bucket: str)
     ],
 )
 def test_settings_are_checked_once(s3_client: Any, settings: dict[str, Any], text: str) -> None:
-    with pytest.raises(PayloadSettingError, match=text):
+    with pytest.raises(ConfigurationError, match=text):
         S3Payloads(s3_client, "b", **settings)
 
 
@@ -227,15 +226,24 @@ def put(s3_client: Any, bucket: str, key: str, data: bytes) -> None:
 
 
 def test_missing_object_is_unprocessable_and_logged_without_payload(
-    s3_client: Any, bucket: str, caplog: pytest.LogCaptureFixture
+    sqs_client: Any, s3_client: Any, bucket: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="sqsx.payloads")
+    # Given a pointer to a key that is not there, processed by a queue's core
+    from sqsx import Queue
+    from sqsx.dispatch import Verdict
+
     with pytest.raises(PayloadUnavailableError, match="NoSuchKey") as caught:
         S3Payloads(s3_client, bucket).resolve_message(pointer_message(bucket, "gone", 3))
     assert isinstance(caught.value, UnprocessableMessageError)
     assert (caught.value.bucket, caught.value.key) == (bucket, "gone")
-    line = caplog.records[-1].getMessage()
-    assert "message_id=m-1" in line and f"bucket={bucket}" in line and "key=gone" in line
+    queue = Queue(URL, sqs_client, payloads=S3Payloads(s3_client, bucket))
+    caplog.set_level(logging.INFO)
+    outcome = queue.process(pointer_message(bucket, "gone", 3))
+    # Then it is unprocessable, with one line naming the message, the bucket and the key
+    assert outcome.verdict is Verdict.UNPROCESSABLE
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1
+    assert all(f in lines[0] for f in ("message_id=m-1", f"bucket={bucket}", "key=gone", URL))
 
 
 @pytest.mark.parametrize(
