@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Collection, Mapping
@@ -219,9 +220,11 @@ class S3Payloads(Hook):
         """Replace a pointer message's body with its payload from S3 (one GetObject);
         return any other message unchanged.
 
-        The payload's message has ``Body`` = the payload, the size attribute removed from
-        ``MessageAttributes`` (the others stay), and ``S3Payload`` = ``{"Bucket", "Key",
-        "Size", "Pointer"}`` (``Pointer``: the SQS body as received).
+        The payload's message has ``Body`` = the payload (and ``MD5OfBody`` its MD5), the
+        size attribute removed from ``MessageAttributes`` (the others stay), and
+        ``S3Payload`` = ``{"Bucket", "Key", "Size", "Pointer"}`` (``Pointer``: the SQS body
+        as received). ``MD5OfMessageAttributes`` stays SQS's, which counted the size
+        attribute.
 
         Raises:
             PayloadError: unprocessable: a malformed pointer or size attribute, a bucket not
@@ -243,6 +246,10 @@ class S3Payloads(Hook):
         )
         raw = dict(message.raw)
         raw["Body"] = payload
+        if "MD5OfBody" in raw:  # what SQS would have said of the payload sent inline
+            raw["MD5OfBody"] = hashlib.md5(
+                payload.encode("utf-8"), usedforsecurity=False
+            ).hexdigest()
         rest = {k: v for k, v in attributes.items() if k != name}
         if rest:
             raw["MessageAttributes"] = rest

@@ -4,6 +4,7 @@ and consumers)."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -86,6 +87,9 @@ def test_worker_runs_offloaded_tasks_sent_in_one_batch(stack: Stack) -> None:
     assert [by_n[n]["len"] for n in range(4)] == [2 * MIB] * 3 + [5]
     assert all("S3Payload" in by_n[n]["message"] for n in range(3))
     assert "S3Payload" not in by_n[3]["message"]
+    for call in seen.calls:  # MD5OfBody is the payload's, as if it had come inline
+        message = call["message"]
+        assert message["MD5OfBody"] == hashlib.md5(message["Body"].encode()).hexdigest()
 
 
 def test_a_retried_message_keeps_its_object_until_it_succeeds(stack: Stack) -> None:
