@@ -436,3 +436,44 @@ def test_a_queue_binds_the_default_threshold_to_its_size_limit(
     assert raw.hooks[-1].threshold_bytes == 1_048_576  # type: ignore[attr-defined]
     assert explicit.hooks[-1].threshold_bytes == 10  # type: ignore[attr-defined]
     assert small.copy(url=URL + "2").hooks[-1].threshold_bytes == 262_144  # type: ignore[attr-defined]
+
+
+def test_payloads_never_reach_logs_above_debug(
+    sqs_client: Any, s3_client: Any, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given payloads carrying a sentinel: one that resolves, one whose size disagrees, one
+    # whose read is throttled, one whose handler raises
+    from sqsx import RawQueue
+
+    sentinel = "SENTINEL-7f3a"
+    payload = f"{sentinel} " * 50
+
+    seen: list[str] = []
+
+    def handler(url: str, message: dict[str, Any]) -> None:
+        seen.append(message["Body"])
+        if "raise" in message["S3Payload"]["Key"]:
+            raise RuntimeError("handler failed")
+
+    queue = RawQueue(URL, handler, sqs_client, payloads=S3Payloads(s3_client, bucket))
+    put(s3_client, bucket, "ok", payload.encode())
+    put(s3_client, bucket, "raise", payload.encode())
+    put(s3_client, bucket, "mismatch", payload.encode())
+    put(s3_client, bucket, "throttled", payload.encode())
+    size = len(payload)
+    messages = [
+        pointer_message(bucket, "ok", size),
+        pointer_message(bucket, "raise", size),
+        pointer_message(bucket, "mismatch", size + 1),
+    ]
+    caplog.set_level(logging.DEBUG)
+    verdicts = [queue.process(message).verdict.value for message in messages]
+    fail_s3(s3_client, "GetObject", "SlowDown", 503)
+    verdicts.append(queue.process(pointer_message(bucket, "throttled", size)).verdict.value)
+    # Then each had its fate (the handler saw the sentinel), and no line above DEBUG shows it
+    assert verdicts == ["succeeded", "retried", "unprocessable", "retried"]
+    assert seen == [payload, payload]
+    loud = [r for r in caplog.records if r.levelno > logging.DEBUG]
+    assert len(loud) >= 3
+    for record in loud:
+        assert sentinel not in record.getMessage() + (record.exc_text or "")

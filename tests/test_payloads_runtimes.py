@@ -4,6 +4,7 @@ and consumers)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from collections.abc import Callable
@@ -156,6 +157,25 @@ def test_a_missing_object_is_poison_under_the_queue_policy(stack: Stack) -> None
     consume_until(queue, stack, lambda: queue.stats().unprocessable == 1)
     # Then it was deleted as unprocessable, the handler never ran
     assert seen.calls == []
+
+
+def test_a_fifo_group_keeps_its_order_through_s3(
+    stack: Stack, make_queue: Callable[..., str]
+) -> None:
+    # Given a FIFO group of three tasks, the middle one offloaded
+    fifo = dataclasses.replace(stack, url=make_queue(fifo=True))
+    seen = Seen()
+    queue = task_queue(fifo, seen)
+    blobs = ["a", "b" * (MIB + 1), "c"]
+    queue.send_tasks(
+        TaskMessage("t", {"blob": blob, "n": n}, group_id="g", deduplication_id=f"d{n}")
+        for n, blob in enumerate(blobs)
+    )
+    assert len(stack.keys()) == 1
+    # When the worker runs them on several threads
+    consume_until(queue, fifo, lambda: len(seen.calls) == 3, max_threads=3)
+    # Then they ran in the group's order, with the whole payload
+    assert [(c["n"], c["len"]) for c in seen.calls] == [(0, 1), (1, MIB + 1), (2, 1)]
 
 
 # -- Lambda ----------------------------------------------------------------------------------
