@@ -106,7 +106,8 @@ def test_a_retried_message_keeps_its_object_until_it_succeeds(stack: Stack) -> N
     assert deleted_while_failing == [False]  # one DeleteObject, after the success
 
 
-def test_raw_queue_handler_gets_the_payload_and_the_pointer(stack: Stack) -> None:
+@pytest.mark.parametrize("runtime", ["worker", "lambda"])
+def test_raw_queue_handler_gets_the_payload_and_the_pointer(stack: Stack, runtime: str) -> None:
     got: list[dict[str, Any]] = []
     queue = RawQueue(
         stack.url,
@@ -116,11 +117,16 @@ def test_raw_queue_handler_gets_the_payload_and_the_pointer(stack: Stack) -> Non
     )
     queue.add_message("z" * 1001, {"Kind": {"DataType": "String", "StringValue": "k"}})
     queue.send_messages([RawMessage("short")])
-    consume_until(queue, stack, lambda: len(got) == 2)
+    if runtime == "worker":
+        consume_until(queue, stack, lambda: len(got) == 2)
+    else:
+        response = LambdaHandler(queue)(lambda_event(stack.sqs, stack.url, 2), None)
+        assert response["batchItemFailures"] == [] and stack.keys() == []
     big = next(m for m in got if m["Body"] != "short")
     assert big["Body"] == "z" * 1001
     assert big["MessageAttributes"] == {"Kind": {"DataType": "String", "StringValue": "k"}}
     assert big["S3Payload"]["Pointer"].startswith('["software.amazon.payloadoffloading')
+    assert "S3Payload" not in next(m for m in got if m["Body"] == "short")
 
 
 def test_worker_retries_a_throttled_read(stack: Stack) -> None:
