@@ -39,6 +39,7 @@ from sqsx.timelimits import checked_time_limit
 
 if TYPE_CHECKING:
     from sqsx.options import ConsumeOptions
+    from sqsx.payloads import S3Payloads
 
 __all__ = ["BaseQueue", "Queue", "RawQueue"]
 
@@ -94,6 +95,9 @@ class BaseQueue:
         time_limit: seconds a handler may run before it is stopped and its message backed
             off (verdict ``TIMED_OUT``); ``None`` (default) for no limit. See
             ``sqsx.timelimits`` for what can and cannot be interrupted.
+        payloads: ``sqsx.payloads.S3Payloads``: large messages through S3, Extended
+            Client pointers read (added after ``hooks``; its default threshold is
+            ``max_message_bytes``).
 
     Raises:
         ConfigurationError: a setting is out of bounds (a ``ValueError``); the error names
@@ -115,6 +119,7 @@ class BaseQueue:
         poison_policy: PoisonPolicy = "retry",
         hooks: Iterable[Hook] = (),
         time_limit: float | None = None,
+        payloads: S3Payloads | None = None,
     ) -> None:
         self._time_limit = checked_time_limit(time_limit)
         self._options = queue_settings(
@@ -131,6 +136,8 @@ class BaseQueue:
         self._backoff = BackoffPolicy(
             self._options.min_backoff_seconds, self._options.max_backoff_seconds
         )
+        if payloads is not None:  # last: it sends (and sizes) what the other hooks made
+            hooks = (*hooks, payloads.for_queue(self.max_message_bytes))
         self._hooks = HookChain(hooks)
 
     def _bind(self, dispatcher: Dispatcher) -> None:
@@ -363,6 +370,7 @@ class Queue(BaseQueue):
         validate_on_send: bool = False,
         hooks: Iterable[Hook] = (),
         time_limit: float | None = None,
+        payloads: S3Payloads | None = None,
     ) -> None:
         super().__init__(
             url,
@@ -373,6 +381,7 @@ class Queue(BaseQueue):
             poison_policy=poison_policy,
             hooks=hooks,
             time_limit=time_limit,
+            payloads=payloads,
         )
         self._validate_on_send = validate_on_send
         self._registry = HandlerRegistry()
@@ -543,6 +552,7 @@ class RawQueue(BaseQueue):
         poison_policy: PoisonPolicy = "retry",
         hooks: Iterable[Hook] = (),
         time_limit: float | None = None,
+        payloads: S3Payloads | None = None,
     ) -> None:
         super().__init__(
             url,
@@ -553,6 +563,7 @@ class RawQueue(BaseQueue):
             poison_policy=poison_policy,
             hooks=hooks,
             time_limit=time_limit,
+            payloads=payloads,
         )
         if not callable(message_handler_function):
             raise TypeError("message_handler_function must be callable")
