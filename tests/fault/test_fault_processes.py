@@ -1,0 +1,213 @@
+"""``sqsx worker --processes N``: a child killed mid-run, SIGTERM to the supervisor with busy
+children, a module that does not import."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import queue_counts, wait_until
+from faultkit import Ledger, send_tasks, work_tasks
+
+pytestmark = pytest.mark.fault
+
+FAULT = Path(__file__).resolve().parent
+ROOT = FAULT.parents[1]
+
+
+class Fleet:
+    """``sqsx worker fleet_app:make_queue --processes N`` in the background; its stderr goes
+    to a file."""
+
+    def __init__(
+        self, tmp_path: Path, endpoint_url: str, queue_url: str, *extra: str, name: str = "fleet"
+    ) -> None:
+        self.record = tmp_path / "calls.txt"
+        self.log_path = tmp_path / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SQSX_", "AWS_"))}
+        env.update(PYTHONUNBUFFERED="1", SQSX_TEST_RECORD=str(self.record))
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sqsx",
+                "worker",
+                "fleet_app:make_queue",
+                "--app-dir",
+                str(FAULT),
+                "--queue-url",
+                queue_url,
+                "--endpoint-url",
+                endpoint_url,
+                "--polling-wait",
+                "1",
+                "--progress-interval",
+                "0.5",
+                *extra,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+        )
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def child_pids(self) -> list[int]:
+        return [int(pid) for pid in re.findall(r"started worker process \d+ pid=(\d+)", self.log())]
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout)
+
+    def close(self) -> None:
+        """Kill the supervisor and every child it started, whatever happened."""
+        for pid in [*self.child_pids(), self.process.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait(10)
+        self._log.close()
+
+
+@pytest.fixture
+def fleets() -> Any:
+    started: list[Fleet] = []
+
+    def start(*args: Any, **kwargs: Any) -> Fleet:
+        fleet = Fleet(*args, **kwargs)
+        started.append(fleet)
+        return fleet
+
+    yield start
+    for fleet in started:
+        fleet.close()
+
+
+def test_a_child_killed_mid_run_is_restarted_and_no_task_is_lost(
+    sqs_client: Any, make_queue: Callable[..., str], endpoint_url: str, tmp_path: Path, fleets: Any
+) -> None:
+    # Given 40 half-second tasks on a queue with a 3 s visibility timeout, and a draining
+    # fleet of two processes with four threads each
+    url = make_queue("fleet-kill", VisibilityTimeout=3)
+    tasks = work_tasks(40, seconds=0.5)
+    send_tasks(sqs_client, url, tasks)
+    fleet = fleets(tmp_path, endpoint_url, url, "--processes", "2", "--threads", "4", "--drain")
+    assert wait_until(lambda: len(fleet.child_pids()) == 2, timeout=30), fleet.log()
+    first, second = fleet.child_pids()
+
+    # When one child is SIGKILLed while its handlers run
+    assert wait_until(lambda: Ledger.load(fleet.record).running(first), timeout=60), fleet.log()
+    cut_short = Ledger.load(fleet.record).running(first)
+    os.kill(first, signal.SIGKILL)
+
+    # Then the supervisor logs the death with the signal and starts a replacement
+    assert wait_until(lambda: "killed by SIGKILL" in fleet.log(), timeout=10), fleet.log()
+    assert wait_until(lambda: len(fleet.child_pids()) == 3, timeout=15), fleet.log()
+    assert fleet.child_pids()[:2] == [first, second]
+
+    # And the fleet drains the queue by itself, running every task, the killed ones again
+    assert fleet.wait(90) == 0, fleet.log()[-3000:]
+    audit = Ledger.load(fleet.record).audit(t["task_id"] for t in tasks)
+    assert audit.unfinished == frozenset()
+    assert cut_short <= Ledger.load(fleet.record).tasks("finish")
+    assert queue_counts(sqs_client, url) == (0, 0, 0)
+    assert "sqsx: drained after" in fleet.log()
+    print(
+        f"\nFAULT-FIGURES fleet_sigkill tasks={len(tasks)} lost={len(audit.unfinished)} "
+        f"cut_short={len(cut_short)} duplicates={audit.duplicates}"
+    )
+
+
+def test_sigterm_to_the_supervisor_releases_unstarted_messages_within_2s(
+    sqs_client: Any, make_queue: Callable[..., str], endpoint_url: str, tmp_path: Path, fleets: Any
+) -> None:
+    # Given 60 two-second tasks on a queue with a 60 s visibility timeout (a message that
+    # was not given back would stay hidden for a minute), and two busy children
+    url = make_queue("fleet-term", VisibilityTimeout=60)
+    tasks = work_tasks(60, seconds=2.0)
+    send_tasks(sqs_client, url, tasks)
+    fleet = fleets(tmp_path, endpoint_url, url, "--processes", "2", "--threads", "4")
+    assert wait_until(lambda: len(fleet.child_pids()) == 2, timeout=30), fleet.log()
+    children = fleet.child_pids()
+    assert wait_until(
+        lambda: all(len(Ledger.load(fleet.record).running(pid)) == 4 for pid in children),
+        timeout=60,
+    ), fleet.log()
+
+    # When the supervisor gets SIGTERM
+    fleet.process.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+
+    # Then within 2 s only the running messages are still in flight: the unstarted ones the
+    # children held are visible again
+    def only_running_in_flight() -> bool:
+        ledger = Ledger.load(fleet.record)
+        running = sum(len(ledger.running(pid)) for pid in children)
+        return queue_counts(sqs_client, url)[1] <= running
+
+    assert wait_until(only_running_in_flight, timeout=2.0, interval=0.1), fleet.log()[-3000:]
+    released_after = time.monotonic() - signalled
+    assert wait_until(lambda: "releasing" in fleet.log(), timeout=5), "nothing was held unstarted"
+
+    # And the fleet exits 0 once the running handlers finished, holding nothing
+    assert fleet.wait(30) == 0, fleet.log()[-3000:]
+    at_exit = Ledger.load(fleet.record)
+    assert all(at_exit.running(pid) == set() for pid in children)
+    assert queue_counts(sqs_client, url) == (len(tasks) - len(at_exit.tasks("finish")), 0, 0)
+    assert "stopped gracefully (SIGTERM)" in fleet.log()
+
+    # And a second run drains the rest: nothing lost, nothing run twice
+    rest = fleets(tmp_path, endpoint_url, url, "--threads", "8", "--drain", name="rest")
+    assert rest.wait(90) == 0, rest.log()[-3000:]
+    audit = Ledger.load(fleet.record).audit(t["task_id"] for t in tasks)
+    assert audit.unfinished == frozenset()
+    assert audit.duplicates == 0, sorted(audit.duplicated)
+    print(
+        f"\nFAULT-FIGURES fleet_sigterm tasks={len(tasks)} lost={len(audit.unfinished)} "
+        f"duplicates={audit.duplicates} released_within={released_after:.2f}s"
+    )
+
+
+def test_a_module_that_does_not_import_exits_2_without_a_restart_storm(tmp_path: Path) -> None:
+    # When a fleet of three runs a module that raises on import
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sqsx",
+            "worker",
+            "broken_app:queue",
+            "--app-dir",
+            str(FAULT),
+            "--processes",
+            "3",
+            "--endpoint-url",
+            "http://127.0.0.1:9",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    # Then it exits 2 with the import error, having started each child once
+    assert result.returncode == 2, result.stderr
+    assert "RuntimeError: broken on purpose" in result.stderr
+    assert "exited with code 2 before it started" in result.stderr
+    assert len(re.findall(r"started worker process", result.stderr)) == 3
+    assert "restarting" not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert time.monotonic() - started < 30
