@@ -2,7 +2,7 @@
 
 Options:
     --quick       smaller queues and fewer repeats (a smoke run, minutes -> seconds)
-    --only NAMES  comma-separated subset of polling, lambda, coldstart (print only)
+    --only NAMES  comma-separated subset of polling, lambda, coldstart, processes (print only)
     --no-write    print only: leave BENCHMARKS.md, bench/*.json and the PNG alone
 """
 
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import boto3_cost, coldstart, lambda_fanout, polling, report
+from bench import boto3_cost, coldstart, lambda_fanout, polling, processes, report
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -25,7 +25,7 @@ ROOT = HERE.parent
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="polling,lambda,coldstart")
+    parser.add_argument("--only", default=",".join(_ALL))
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     parts = set(args.only.split(","))
@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         rows += report.import_rows(imports)
         results["coldstart"] = [r.as_dict() for r in imports]
 
+    if "processes" in parts:
+        rows.append(_processes(args.quick, results))
+
     where = report.machine(load_before)
     if "boto3_cpu_ms_per_call" in results:
         cost = results["boto3_cpu_ms_per_call"]
@@ -67,10 +70,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         where += " Quick run: short windows, figures not comparable with the targets."
     print(f"\n{table}\n\n{where}")
-    partial = parts != {"polling", "lambda", "coldstart"}
+    partial = parts != set(_ALL)
     if not (args.no_write or args.quick or partial):  # the files hold complete runs only
         _write(table, where, results)
     return 0
+
+
+_ALL = ("polling", "lambda", "coldstart", "processes")
+
+
+def _processes(quick: bool, results: dict[str, Any]) -> report.Row:
+    _progress("CPU-bound handlers: --processes 2 against --processes 1 (moto's server)")
+    scenario = processes.ProcessesScenario(tasks=400, repeats=1) if quick else None
+    result = processes.run(scenario or processes.ProcessesScenario())
+    results["processes"] = result.as_dict()
+    return processes.row(result)
 
 
 def _progress(what: str) -> None:

@@ -13,6 +13,7 @@ from conftest import CallCounter, make_client, queue_counts
 from test_cli import TESTS, run_sqsx
 
 from sqsx import ConsumeOptions, Queue
+from sqsx.exceptions import ConfigurationError
 from sqsx.limits import RunLimits
 
 # -- RunLimits ---------------------------------------------------------------------------------
@@ -48,11 +49,9 @@ def test_the_idle_clock_restarts_while_busy() -> None:
 
 
 def test_the_options_refuse_a_zero_budget_and_a_zero_idle_time() -> None:
-    from pydantic import ValidationError
-
-    with pytest.raises(ValidationError, match="max_messages_total"):
+    with pytest.raises(ConfigurationError, match="max_messages_total"):
         ConsumeOptions(max_messages_total=0)
-    with pytest.raises(ValidationError, match="exit_when_idle_seconds"):
+    with pytest.raises(ConfigurationError, match="exit_when_idle_seconds"):
         ConsumeOptions(exit_when_idle_seconds=0)
 
 
