@@ -16,6 +16,7 @@ the ideal 2.0 on a 2-core machine.
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -50,10 +51,13 @@ class ProcessesScenario:
 
 @dataclass
 class ProcessesResult:
-    """Messages per second by process count, one figure per run."""
+    """Messages per second by process count, one figure per run, and CPU milliseconds per
+    message of the workers (supervisor and children) and of the server."""
 
     scenario: ProcessesScenario
     rates: dict[int, list[float]] = field(default_factory=dict)
+    worker_cpu_ms: dict[int, list[float]] = field(default_factory=dict)
+    server_cpu_ms: dict[int, list[float]] = field(default_factory=dict)
 
     def median(self, processes: int) -> float:
         return statistics.median(self.rates[processes])
@@ -66,6 +70,8 @@ class ProcessesResult:
         return {
             "scenario": asdict(self.scenario),
             "rates": {str(k): v for k, v in self.rates.items()},
+            "worker_cpu_ms_per_message": {str(k): v for k, v in self.worker_cpu_ms.items()},
+            "server_cpu_ms_per_message": {str(k): v for k, v in self.server_cpu_ms.items()},
             "ratio": self.ratio,
         }
 
@@ -81,7 +87,8 @@ def row(result: ProcessesResult) -> Row:
         f"(x{result.ratio:.2f}, medians of {len(result.rates[1])})",
         reference="moto's server, own process",
         calls="",
-        cpu="",
+        cpu=f"workers {statistics.median(result.worker_cpu_ms[2]):.1f}, server "
+        f"{statistics.median(result.server_cpu_ms[2]):.1f} (2 processes)",
         integrity="",
         target=f">= x{TARGET_RATIO}",
         verdict="met" if met else f"MISSED: x{result.ratio:.2f}",
@@ -97,21 +104,32 @@ def run(scenario: ProcessesScenario) -> ProcessesResult:
         stderr=subprocess.DEVNULL,
     )
     endpoint = f"http://127.0.0.1:{port}"
-    result = ProcessesResult(scenario, {1: [], 2: []})
+    result = ProcessesResult(scenario, {1: [], 2: []}, {1: [], 2: []}, {1: [], 2: []})
     try:
         client = _client(endpoint)
         _wait_for(client)
         for _ in range(scenario.repeats):
             for processes in (1, 2):
-                result.rates[processes].append(_drain(client, endpoint, scenario, processes))
+                url = _fill(client, scenario)
+                server_before = _cpu_seconds(server.pid)
+                workers_before = _children_cpu_seconds()
+                rate = _drain(client, endpoint, url, scenario, processes)
+                per_message = 1000 / scenario.tasks
+                result.rates[processes].append(rate)
+                result.worker_cpu_ms[processes].append(
+                    (_children_cpu_seconds() - workers_before) * per_message
+                )
+                result.server_cpu_ms[processes].append(
+                    (_cpu_seconds(server.pid) - server_before) * per_message
+                )
     finally:
         server.terminate()
         server.wait(10)
     return result
 
 
-def _drain(client: Any, endpoint: str, scenario: ProcessesScenario, processes: int) -> float:
-    url = client.create_queue(QueueName=f"cpu-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+def _fill(client: Any, scenario: ProcessesScenario) -> str:
+    url: str = client.create_queue(QueueName=f"cpu-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     body = encode_kwargs({"ms": scenario.handler_ms})
     for start in range(0, scenario.tasks, 10):
         entries = [
@@ -119,6 +137,13 @@ def _drain(client: Any, endpoint: str, scenario: ProcessesScenario, processes: i
             for i in range(min(10, scenario.tasks - start))
         ]
         client.send_message_batch(QueueUrl=url, Entries=entries)
+    return url
+
+
+def _drain(
+    client: Any, endpoint: str, url: str, scenario: ProcessesScenario, processes: int
+) -> float:
+    """Drain ``url`` with ``processes`` processes; messages per second."""
     with tempfile.TemporaryDirectory() as tmp:
         record = Path(tmp) / "finished.txt"
         env = {**os.environ, "SQSX_BENCH_RECORD": str(record)}
@@ -158,6 +183,21 @@ def _drain(client: Any, endpoint: str, scenario: ProcessesScenario, processes: i
     assert len(finished) >= scenario.tasks, f"{len(finished)} of {scenario.tasks} ran"
     low, high = int(0.1 * len(finished)), int(0.9 * len(finished))
     return (high - low) / (finished[high] - finished[low])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_seconds() -> float:
+    """CPU seconds of the finished worker runs (each supervisor reaps its children)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _client(endpoint: str) -> Any:

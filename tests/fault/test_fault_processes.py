@@ -211,3 +211,59 @@ def test_a_module_that_does_not_import_exits_2_without_a_restart_storm(tmp_path:
     assert "restarting" not in result.stderr
     assert "Traceback" not in result.stderr
     assert time.monotonic() - started < 30
+
+
+def test_children_that_keep_dying_at_start_make_the_supervisor_give_up() -> None:
+    # When every child is killed while it imports its module
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "sqsx", "worker", "crash_app:queue", "--app-dir", str(FAULT),
+            "--processes", "2", "--endpoint-url", "http://127.0.0.1:9",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )  # fmt: skip
+
+    # Then the supervisor restarts them with a backoff, then gives up with exit code 2
+    assert result.returncode == 2, result.stderr
+    assert "died (killed by SIGKILL) before it started consuming" in result.stderr
+    assert "5 worker processes in a row died before they started consuming" in result.stderr
+    delays = [float(d) for d in re.findall(r"restarting it in ([\d.]+) s", result.stderr)]
+    assert delays and max(delays) <= 30.0
+    assert max(delays) > min(delays)  # it backs off, not at a fixed beat
+    assert len(re.findall(r"started worker process", result.stderr)) <= 6
+
+
+def test_children_stop_gracefully_when_the_supervisor_is_killed(
+    sqs_client: Any, make_queue: Callable[..., str], endpoint_url: str, tmp_path: Path, fleets: Any
+) -> None:
+    # Given two busy children under a supervisor
+    url = make_queue("fleet-orphan", VisibilityTimeout=60)
+    tasks = work_tasks(40, seconds=1.0)
+    send_tasks(sqs_client, url, tasks)
+    fleet = fleets(tmp_path, endpoint_url, url, "--processes", "2", "--threads", "2")
+    assert wait_until(lambda: len(fleet.child_pids()) == 2, timeout=30), fleet.log()
+    children = fleet.child_pids()
+    assert wait_until(
+        lambda: all(Ledger.load(fleet.record).running(pid) for pid in children), timeout=60
+    ), fleet.log()
+
+    # When the supervisor is SIGKILLed (it can forward nothing)
+    fleet.process.send_signal(signal.SIGKILL)
+    fleet.wait(10)
+
+    # Then each child sees it gone, finishes its running handlers and exits
+    def gone(pid: int) -> bool:  # exited: no such process, or a zombie not yet reaped
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return True
+        return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+    assert wait_until(lambda: all(gone(pid) for pid in children), timeout=30), fleet.log()
+    at_exit = Ledger.load(fleet.record)
+    assert all(at_exit.running(pid) == set() for pid in children)
+    # and left nothing in flight: what they held unstarted is visible again
+    assert queue_counts(sqs_client, url) == (len(tasks) - len(at_exit.tasks("finish")), 0, 0)
