@@ -72,7 +72,8 @@ class _Child:
         self.done = False
         self._lock = threading.Lock()
 
-    def start(self, argv: list[str]) -> None:
+    def start(self, argv: list[str]) -> int:
+        """Start a process for this slot; returns its pid."""
         parent, child = socket.socketpair()
         self.ready = self.final = self.latest = None
         self.seen_ready = False
@@ -85,6 +86,7 @@ class _Child:
         )
         child.close()
         threading.Thread(target=self._read, args=(parent,), daemon=True).start()
+        return self.process.pid
 
     def _read(self, sock: socket.socket) -> None:
         with sock, sock.makefile("r", encoding="utf-8") as lines:
@@ -136,8 +138,8 @@ class Fleet:
         argv = list(self._argv)
         if child.share is not None:
             argv += ["--max-messages-total", str(max(1, child.share - child.processed()))]
-        child.start(argv)
-        logger.info("started worker process %d pid=%d", child.index, child.process.pid)  # type: ignore[union-attr]
+        pid = child.start(argv)
+        logger.info("started worker process %d pid=%d", child.index, pid)
 
     def snapshots(self) -> dict[int, list[StatsSnapshot]]:
         return {child.index: child.snapshots() for child in self.children}
@@ -171,7 +173,7 @@ def child_argv(parser: argparse.ArgumentParser, args: argparse.Namespace) -> lis
     from its default), ``--processes 1``, no ``--max-messages-total`` (the fleet adds each
     child's share)."""
     argv = [sys.executable, "-m", "sqsx", "worker"]
-    for action in parser._actions:
+    for action in parser._actions:  # argparse has no public list of a parser's options
         if action.dest in ("help", "processes", "max_messages_total", "supervised_fd"):
             continue
         value = getattr(args, action.dest, None)
@@ -295,7 +297,7 @@ def _signal_all(fleet: Fleet, signum: int) -> None:
                 pass
 
 
-def _announce(fleet: Fleet, args: argparse.Namespace, say: Any) -> bool:
+def _announce(fleet: Fleet, args: argparse.Namespace, say: Callable[[str], None]) -> bool:
     ready = [child.ready for child in fleet.children if child.ready]
     if not ready:
         return False
@@ -315,7 +317,11 @@ def _ending(
     received = requests.signals
     if requests.forced:
         last = received[-1] if received else signal.SIGINT
-        return f"stopped at once ({signal.Signals(last).name} twice)", 128 + int(last)
+        return (
+            f"stopped at once ({signal.Signals(last).name} twice): handlers still running were "
+            "abandoned, their messages reappear after the visibility timeout",
+            128 + int(last),
+        )
     if received:
         return f"stopped gracefully ({signal.Signals(received[0]).name})", 0
     if max_total is not None and fleet.stats().received >= max_total:
