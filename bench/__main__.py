@@ -80,7 +80,7 @@ _ALL = ("polling", "lambda", "coldstart", "processes")
 
 
 def _processes(quick: bool, results: dict[str, Any]) -> report.Row:
-    _progress("CPU-bound handlers: --processes 2 against --processes 1 (moto's server)")
+    _progress("CPU-bound handlers: --processes 2 against --processes 1")
     scenario = processes.ProcessesScenario(tasks=400, repeats=1) if quick else None
     result = processes.run(scenario or processes.ProcessesScenario())
     results["processes"] = result.as_dict()

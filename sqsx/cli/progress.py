@@ -12,9 +12,11 @@ The bar reads the queue's depth with ``sqsx.sqs.read_depth``, as ``sqsx stats`` 
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Protocol, TextIO
 
@@ -27,6 +29,7 @@ __all__ = [
     "DrainBar",
     "Reporter",
     "StatsSource",
+    "describe_stop",
     "format_counters",
     "format_summary",
     "make_reporter",
@@ -77,6 +80,30 @@ def format_summary(snapshot: StatsSnapshot, seconds: float, ending: str) -> str:
         f"  handler latency p50 {_ms(snapshot.latency_p50)} | p95 {_ms(snapshot.latency_p95)} | "
         f"max {_ms(snapshot.latency_max)}"
     )
+
+
+def describe_stop(
+    *, forced: bool, signals: Sequence[int], abandoned: int | None = None
+) -> tuple[str, int] | None:
+    """How a stop asked by signals ended, and its exit code (0, or 128 + the last signal
+    when a second one stopped without waiting); ``None`` when no signal came.
+
+    Args:
+        forced: the stop did not wait for running handlers.
+        signals: the signals received, in order.
+        abandoned: running handlers left behind, when known.
+    """
+    if forced:
+        last = signals[-1] if signals else signal.SIGINT
+        count = "" if abandoned is None else f"{abandoned} "
+        return (
+            f"stopped at once ({signal.Signals(last).name} twice), {count}running handlers "
+            "abandoned: their messages reappear after the visibility timeout",
+            128 + int(last),
+        )
+    if signals:
+        return f"stopped gracefully ({signal.Signals(signals[0]).name})", 0
+    return None
 
 
 def _ms(seconds: float) -> str:

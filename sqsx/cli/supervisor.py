@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sqsx.cli.progress import describe_stop
 from sqsx.stats import StatsSnapshot
 from sqsx.stopping import StopRequests
 
@@ -314,16 +315,9 @@ def _ending(
 ) -> tuple[str, int]:
     if failure is not None:
         return f"stopped: {failure[0]}", failure[1]
-    received = requests.signals
-    if requests.forced:
-        last = received[-1] if received else signal.SIGINT
-        return (
-            f"stopped at once ({signal.Signals(last).name} twice): handlers still running were "
-            "abandoned, their messages reappear after the visibility timeout",
-            128 + int(last),
-        )
-    if received:
-        return f"stopped gracefully ({signal.Signals(received[0]).name})", 0
+    stopped = describe_stop(forced=requests.forced, signals=requests.signals)
+    if stopped is not None:
+        return stopped
     if max_total is not None and fleet.stats().received >= max_total:
         return f"done with its {max_total:,} messages (--max-messages-total)", 0
     endings = [child.final["ending"] for child in fleet.children if child.final]

@@ -12,7 +12,13 @@ from collections.abc import Callable, Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sqsx.cli.link import SupervisorLink
-from sqsx.cli.progress import CounterLines, Reporter, format_summary, make_reporter
+from sqsx.cli.progress import (
+    CounterLines,
+    Reporter,
+    describe_stop,
+    format_summary,
+    make_reporter,
+)
 from sqsx.cli.supervisor import Fleet, child_argv, supervise
 from sqsx.cli.target import CommandFailed, UsageError, load_queue, with_overrides
 from sqsx.exceptions import QueueUnavailableError
@@ -141,16 +147,8 @@ def _ending(
     queue: BaseQueue, received: Sequence[int], abandoned: int, drain: bool
 ) -> tuple[str, int]:
     """How the run ended, and the exit code that says it."""
-    if queue.forced_stop:
-        last = received[-1] if received else signal.SIGINT
-        return (
-            f"stopped at once ({signal.Signals(last).name} twice), {abandoned} running "
-            "handlers abandoned: their messages reappear after the visibility timeout",
-            128 + int(last),
-        )
-    if received:
-        return f"stopped gracefully ({signal.Signals(received[0]).name})", 0
-    return ("drained" if drain else "stopped"), 0
+    stopped = describe_stop(forced=queue.forced_stop, signals=received, abandoned=abandoned)
+    return stopped or (("drained" if drain else "stopped"), 0)
 
 
 def _job_limits(args: argparse.Namespace) -> str:

@@ -12,21 +12,15 @@ import os
 import time
 from typing import Any
 
-import boto3
 from worker import _Recorder
 
 from sqsx import Queue
+from sqsx.cli.target import make_client
 
 
 def make_queue() -> Queue:
     """A queue with the ``work`` handler (called in each worker process)."""
-    client = boto3.client(
-        "sqs",
-        endpoint_url="http://127.0.0.1:9",
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
+    client = make_client("http://127.0.0.1:9")  # replaced by --endpoint-url
     queue = Queue(
         url="http://127.0.0.1:9/000000000000/unused",
         sqs_client=client,

@@ -180,28 +180,24 @@ def test_sigterm_to_the_supervisor_releases_unstarted_messages_within_2s(
     )
 
 
-def test_a_module_that_does_not_import_exits_2_without_a_restart_storm(tmp_path: Path) -> None:
-    # When a fleet of three runs a module that raises on import
-    started = time.monotonic()
-    result = subprocess.run(
+def _run_app(target: str, processes: int) -> subprocess.CompletedProcess[str]:
+    """``sqsx worker TARGET --processes N`` to completion (a module that never consumes)."""
+    return subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "sqsx",
-            "worker",
-            "broken_app:queue",
-            "--app-dir",
-            str(FAULT),
-            "--processes",
-            "3",
-            "--endpoint-url",
-            "http://127.0.0.1:9",
+            sys.executable, "-m", "sqsx", "worker", target, "--app-dir", str(FAULT),
+            "--processes", str(processes), "--endpoint-url", "http://127.0.0.1:9",
         ],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
-    )
+        timeout=90,
+    )  # fmt: skip
+
+
+def test_a_module_that_does_not_import_exits_2_without_a_restart_storm(tmp_path: Path) -> None:
+    # When a fleet of three runs a module that raises on import
+    started = time.monotonic()
+    result = _run_app("broken_app:queue", processes=3)
 
     # Then it exits 2 with the import error, having started each child once
     assert result.returncode == 2, result.stderr
@@ -215,16 +211,7 @@ def test_a_module_that_does_not_import_exits_2_without_a_restart_storm(tmp_path:
 
 def test_children_that_keep_dying_at_start_make_the_supervisor_give_up() -> None:
     # When every child is killed while it imports its module
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "sqsx", "worker", "crash_app:queue", "--app-dir", str(FAULT),
-            "--processes", "2", "--endpoint-url", "http://127.0.0.1:9",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )  # fmt: skip
+    result = _run_app("crash_app:queue", processes=2)
 
     # Then the supervisor restarts them with a backoff, then gives up with exit code 2
     assert result.returncode == 2, result.stderr
