@@ -13,7 +13,7 @@ from test_cli import TESTS, run_sqsx
 
 from sqsx import Queue
 from sqsx.cli import build_parser, main
-from sqsx.cli.supervisor import Fleet, _sum, child_argv
+from sqsx.cli.supervisor import Fleet, child_argv, sum_snapshots
 from sqsx.stats import StatsSnapshot
 
 
@@ -47,14 +47,14 @@ def test_counters_are_summed_and_the_slowest_p95_is_kept() -> None:
         in_flight=3, elapsed=5.0, latency_p50=0.010, latency_p95=0.020, latency_max=0.050,
     )  # fmt: skip
     slow = dataclasses.replace(base, succeeded=18, latency_p50=0.040, latency_p95=0.090)
-    total = _sum([base, slow], elapsed=9.0)
+    total = sum_snapshots([base, slow], elapsed=9.0)
     assert (total.received, total.succeeded, total.released, total.in_flight) == (20, 26, 4, 6)
     assert total.processed == base.processed + slow.processed
     assert total.latency_p95 == 0.090 and total.latency_max == 0.050
     # p50 weighted by processed messages: (10 * 0.010 + 20 * 0.040) / 30
     assert abs(total.latency_p50 - 0.030) < 1e-9
     assert total.elapsed == 9.0
-    assert _sum([], elapsed=1.0).processed == 0
+    assert sum_snapshots([], elapsed=1.0).processed == 0
 
 
 def test_a_total_smaller_than_the_processes_is_a_usage_error(capsys: Any) -> None:

@@ -44,7 +44,7 @@ from sqsx.cli.progress import describe_stop
 from sqsx.stats import StatsSnapshot
 from sqsx.stopping import StopRequests
 
-__all__ = ["Fleet", "child_argv", "supervise"]
+__all__ = ["Fleet", "child_argv", "sum_snapshots", "supervise"]
 
 logger = logging.getLogger(__name__)
 
@@ -147,10 +147,10 @@ class Fleet:
 
     def stats(self) -> StatsSnapshot:
         all_snapshots = [s for child in self.children for s in child.snapshots()]
-        return _sum(all_snapshots, time.monotonic() - self._started)
+        return sum_snapshots(all_snapshots, time.monotonic() - self._started)
 
 
-def _sum(snapshots: list[StatsSnapshot], elapsed: float) -> StatsSnapshot:
+def sum_snapshots(snapshots: list[StatsSnapshot], elapsed: float) -> StatsSnapshot:
     """Counters summed; p50 weighted by processed messages, p95 and max the largest."""
     total = sum(s.processed for s in snapshots)
     p50 = sum(s.latency_p50 * s.processed for s in snapshots) / total if total else 0.0
