@@ -95,6 +95,20 @@ def fleets() -> Any:
         fleet.close()
 
 
+def _busy_fleet(
+    fleets: Any, tmp_path: Path, endpoint_url: str, url: str, threads: int
+) -> tuple[Fleet, list[int]]:
+    """A fleet of two processes on ``url``, once every handler thread of both runs a task."""
+    fleet = fleets(tmp_path, endpoint_url, url, "--processes", "2", "--threads", str(threads))
+    assert wait_until(lambda: len(fleet.child_pids()) == 2, timeout=30), fleet.log()
+    children = fleet.child_pids()
+    assert wait_until(
+        lambda: all(len(Ledger.load(fleet.record).running(pid)) == threads for pid in children),
+        timeout=60,
+    ), fleet.log()
+    return fleet, children
+
+
 def test_a_child_killed_mid_run_is_restarted_and_no_task_is_lost(
     sqs_client: Any, make_queue: Callable[..., str], endpoint_url: str, tmp_path: Path, fleets: Any
 ) -> None:
@@ -138,13 +152,7 @@ def test_sigterm_to_the_supervisor_releases_unstarted_messages_within_2s(
     url = make_queue("fleet-term", VisibilityTimeout=60)
     tasks = work_tasks(60, seconds=2.0)
     send_tasks(sqs_client, url, tasks)
-    fleet = fleets(tmp_path, endpoint_url, url, "--processes", "2", "--threads", "4")
-    assert wait_until(lambda: len(fleet.child_pids()) == 2, timeout=30), fleet.log()
-    children = fleet.child_pids()
-    assert wait_until(
-        lambda: all(len(Ledger.load(fleet.record).running(pid)) == 4 for pid in children),
-        timeout=60,
-    ), fleet.log()
+    fleet, children = _busy_fleet(fleets, tmp_path, endpoint_url, url, threads=4)
 
     # When the supervisor gets SIGTERM
     fleet.process.send_signal(signal.SIGTERM)
@@ -230,12 +238,7 @@ def test_children_stop_gracefully_when_the_supervisor_is_killed(
     url = make_queue("fleet-orphan", VisibilityTimeout=60)
     tasks = work_tasks(40, seconds=1.0)
     send_tasks(sqs_client, url, tasks)
-    fleet = fleets(tmp_path, endpoint_url, url, "--processes", "2", "--threads", "2")
-    assert wait_until(lambda: len(fleet.child_pids()) == 2, timeout=30), fleet.log()
-    children = fleet.child_pids()
-    assert wait_until(
-        lambda: all(Ledger.load(fleet.record).running(pid) for pid in children), timeout=60
-    ), fleet.log()
+    fleet, children = _busy_fleet(fleets, tmp_path, endpoint_url, url, threads=2)
 
     # When the supervisor is SIGKILLed (it can forward nothing)
     fleet.process.send_signal(signal.SIGKILL)
