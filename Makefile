@@ -5,13 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SOURCES := $(wildcard sqsx sqsx_lambda tests examples bench)
 
-.PHONY: help venv lint format test test-fast test-powertools-oldest demo bench clean build-SqsxLayer
+.PHONY: help venv lint lint-deploy format test test-fast test-powertools-oldest demo bench clean build-SqsxLayer
 
 help:
-	@echo "make test   - set up .venv, lint (ruff, mypy --strict, cfn-lint) and run every test"
+	@echo "make test   - set up .venv, lint (ruff, mypy --strict, cfn-lint, deploy/) and run every test"
 	@echo "make demo   - run the demo on an embedded local SQS"
 	@echo "make bench  - run the benchmarks and print the table"
-	@echo "make lint   - ruff, mypy and cfn-lint only"
+	@echo "make lint   - ruff, mypy, cfn-lint, hadolint and kubernetes-validate only"
 	@echo "make test-fast - the tests without the fault suite"
 
 $(STAMP): pyproject.toml
@@ -27,6 +27,14 @@ lint: venv
 	$(BIN)/ruff format --check $(SOURCES)
 	$(BIN)/mypy
 	@if [ -f template.yaml ]; then $(BIN)/cfn-lint template.yaml; fi
+	@if [ -d deploy ]; then $(MAKE) --no-print-directory lint-deploy; fi
+
+# The fleet's files: the worker image, the Kubernetes objects, the ECS template
+# (tests/test_deploy.py checks the KEDA object and that the three agree with each other).
+lint-deploy: venv
+	$(BIN)/hadolint deploy/Dockerfile
+	$(BIN)/kubernetes-validate --strict --quiet deploy/kubernetes/deployment.yaml
+	$(BIN)/cfn-lint deploy/ecs/worker.yaml
 
 format: venv
 	$(BIN)/ruff check --fix $(SOURCES)

@@ -2,7 +2,8 @@
 
 Options:
     --quick       smaller queues and fewer repeats (a smoke run, minutes -> seconds)
-    --only NAMES  comma-separated subset of polling, lambda, coldstart, payloads (print only)
+    --only NAMES  comma-separated subset of polling, lambda, coldstart, payloads, processes
+                  (print only)
     --no-write    print only: leave BENCHMARKS.md, bench/*.json and the PNG alone
 """
 
@@ -16,11 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import boto3_cost, coldstart, lambda_fanout, payloads, polling, report
+from bench import boto3_cost, coldstart, lambda_fanout, payloads, polling, processes, report
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-_PARTS = ("polling", "lambda", "coldstart", "payloads")
+_PARTS = ("polling", "lambda", "coldstart", "payloads", "processes")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         big = payloads.run_all(args.quick)
         rows += payloads.rows(big)
         results["payloads"] = [r.as_dict() for r in big]
+    if "processes" in parts:
+        rows.append(_processes(args.quick, results))
 
     where = report.machine(load_before)
     if "boto3_cpu_ms_per_call" in results:
@@ -78,6 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.no_write or args.quick or partial):  # the files hold complete runs only
         _write(table, where, results)
     return 0
+
+
+
+
+def _processes(quick: bool, results: dict[str, Any]) -> report.Row:
+    _progress("CPU-bound handlers: --processes 2 against --processes 1")
+    scenario = processes.ProcessesScenario(tasks=400, repeats=1) if quick else None
+    result = processes.run(scenario or processes.ProcessesScenario())
+    results["processes"] = result.as_dict()
+    return processes.row(result)
 
 
 def _progress(what: str) -> None:

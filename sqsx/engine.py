@@ -30,6 +30,7 @@ from sqsx.dispatch import Dispatcher, Outcome
 from sqsx.exceptions import QueueUnavailableError
 from sqsx.hooks import HookChain
 from sqsx.inbox import Inbox
+from sqsx.limits import RunLimits
 from sqsx.message import Message
 from sqsx.ordering import Hold, is_fifo
 from sqsx.sqs import (
@@ -104,6 +105,10 @@ class Engine:
         self._timer_done = threading.Event()
         self._polling = threading.Event()  # set while receives bring messages in
         self._next_drain_check = 0.0
+        self._limits = RunLimits(
+            max_messages_total=options.max_messages_total,
+            exit_when_idle_seconds=options.exit_when_idle_seconds,
+        )
         self._visibility_timeout = 0
         self._hand_limit = 0
         self._keeper: VisibilityKeeper
@@ -146,7 +151,8 @@ class Engine:
                     for i in range(receiver_count)
                 ]
                 while not self._stop.wait(0.2):
-                    if not any(r.is_alive() for r in receivers) or self._drained():
+                    ended = not any(r.is_alive() for r in receivers)
+                    if ended or self._drained() or self._idle():
                         break
             else:
                 self._receive_once()
@@ -181,6 +187,16 @@ class Engine:
         if depth.total:
             return False
         logger.info("queue drained, stopping queue_url=%s", self._url)
+        return True
+
+    def _idle(self) -> bool:
+        """With ``exit_when_idle_seconds``: nothing was received or held for that long."""
+        busy = bool(self._inbox.in_hand() or self._deletes.pending() or self._keeper.pending())
+        if not self._limits.idle_expired(busy=busy):
+            return False
+        logger.info(
+            "idle for %ss, stopping queue_url=%s", self._options.exit_when_idle_seconds, self._url
+        )
         return True
 
     def _receiver_count(self) -> int:
@@ -232,22 +248,31 @@ class Engine:
 
     def _receive_loop(self, index: int) -> None:
         failures = 0
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self._limits.spent():
             # Only the first receiver long-polls an idle queue; the others join in once
             # messages flow, so an empty queue costs one receive per polling period.
             if index and not self._polling.wait(0.5):
                 continue
             if not self._inbox.reserve(self._options.max_messages, self._hand_limit):
                 return
+            wanted = self._limits.take(self._options.max_messages)
+            if not wanted:  # max_messages_total reached: this receiver is done
+                self._inbox.put((), reserved=self._options.max_messages)
+                logger.info(
+                    "received max_messages_total, receiving no more queue_url=%s", self._url
+                )
+                return
             try:
-                got = self._receive(reserved=self._options.max_messages)
+                got = self._receive(reserved=self._options.max_messages, wanted=wanted)
             except Exception as err:
                 self._inbox.put((), reserved=self._options.max_messages)
+                self._limits.give_back(wanted)
                 failures += 1
                 if self._receive_failed(err, failures):
                     return
                 continue
             failures = 0
+            self._limits.give_back(wanted - got)
             if got:
                 self._polling.set()
             else:
@@ -261,18 +286,22 @@ class Engine:
         except Exception as err:
             self._receive_failed(err, 1, wait=False)
 
-    def _receive(self, reserved: int) -> int:
-        """One ReceiveMessage call against a reservation of ``reserved`` messages; queues
-        what came (and frees the reservation) and returns how many."""
+    def _receive(self, reserved: int, wanted: int | None = None) -> int:
+        """One ReceiveMessage call for up to ``wanted`` messages (default ``max_messages``)
+        against a reservation of ``reserved``; queues what came (and frees the reservation)
+        and returns how many."""
+        wanted = wanted or self._options.max_messages
         response = self._client.receive_message(
             QueueUrl=self._url,
-            MaxNumberOfMessages=self._options.max_messages,
+            MaxNumberOfMessages=wanted,
             WaitTimeSeconds=self._options.polling_wait_seconds,
             VisibilityTimeout=self._visibility_timeout,
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
         messages = [Message.from_boto3(raw) for raw in response.get("Messages") or ()]
+        if messages:
+            self._limits.active()
         for message in messages:
             self._keeper.hold(message)
         if messages:

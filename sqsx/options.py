@@ -82,6 +82,10 @@ class ConsumeOptions(_Checked):
             DeleteMessageBatch goes out (default 0.2 s).
         drain: stop once the queue has no visible, in-flight or delayed message and this
             worker holds none (what ``sqsx worker --drain`` uses).
+        max_messages_total: stop receiving after this many messages (each receive asks for
+            no more than are left), then stop once they are done (``--max-messages-total``).
+        exit_when_idle_seconds: stop once no message was received or held for this many
+            seconds (``--exit-when-idle``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -96,3 +100,5 @@ class ConsumeOptions(_Checked):
     receivers: int | None = Field(None, ge=1, le=16)
     ack_delay_seconds: float = Field(0.2, ge=0, le=10)
     drain: bool = False
+    max_messages_total: int | None = Field(None, ge=1)
+    exit_when_idle_seconds: float | None = Field(None, gt=0)

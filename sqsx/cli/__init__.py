@@ -73,6 +73,12 @@ def _worker_parser(worker: argparse.ArgumentParser) -> None:
     add = worker.add_argument
     add("--threads", type=_bounded(int, 1, 1024), default=8, help="handler threads (default 8)")
     add(
+        "--processes",
+        type=_bounded(int, 1, 256),
+        default=1,
+        help="worker processes, each with --threads threads, under one supervisor (default 1)",
+    )
+    add(
         "--max-messages",
         type=_bounded(int, 1, 10),
         default=10,
@@ -92,6 +98,20 @@ def _worker_parser(worker: argparse.ArgumentParser) -> None:
     )
     add("--drain", action="store_true", help="exit once the queue is empty and nothing runs")
     add(
+        "--max-messages-total",
+        type=_bounded(int, 1),
+        default=None,
+        metavar="N",
+        help="receive N messages, finish them and exit 0 (default: no limit)",
+    )
+    add(
+        "--exit-when-idle",
+        type=_bounded(float, 0.1),
+        default=None,
+        metavar="SECONDS",
+        help="exit 0 once no message was received or running for SECONDS (default: never)",
+    )
+    add(
         "--log-level",
         type=str.upper,
         default="INFO",
@@ -104,7 +124,8 @@ def _worker_parser(worker: argparse.ArgumentParser) -> None:
         default=5.0,
         help="seconds between progress lines; 0 shows no progress (default 5)",
     )
-    worker.set_defaults(run=run_worker)
+    add("--supervised-fd", type=int, default=None, help=argparse.SUPPRESS)  # set by supervisor
+    worker.set_defaults(run=run_worker, worker_parser=worker)
 
 
 def _local_parser(local: argparse.ArgumentParser) -> None:

@@ -12,11 +12,13 @@ The bar reads the queue's depth with ``sqsx.sqs.read_depth``, as ``sqsx stats`` 
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from types import TracebackType
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from sqsx.queue import BaseQueue
 from sqsx.sqs import QueueDepth, error_code, read_depth
@@ -26,6 +28,8 @@ __all__ = [
     "CounterLines",
     "DrainBar",
     "Reporter",
+    "StatsSource",
+    "describe_stop",
     "format_counters",
     "format_summary",
     "make_reporter",
@@ -38,6 +42,14 @@ _BAR_TICK_SECONDS = 0.25
 _DEPTH_EVERY_SECONDS = 1.0
 # The bar's rate is taken over this many recent seconds.
 _RATE_WINDOW_SECONDS = 5.0
+
+
+class StatsSource(Protocol):
+    """What a reporter reads: a queue, or the fleet of ``sqsx worker --processes N``."""
+
+    def stats(self) -> StatsSnapshot:
+        """The counters now."""
+        ...
 
 
 def format_counters(snapshot: StatsSnapshot, rate: float) -> str:
@@ -70,6 +82,30 @@ def format_summary(snapshot: StatsSnapshot, seconds: float, ending: str) -> str:
     )
 
 
+def describe_stop(
+    *, forced: bool, signals: Sequence[int], abandoned: int | None = None
+) -> tuple[str, int] | None:
+    """How a stop asked by signals ended, and its exit code (0, or 128 + the last signal
+    when a second one stopped without waiting); ``None`` when no signal came.
+
+    Args:
+        forced: the stop did not wait for running handlers.
+        signals: the signals received, in order.
+        abandoned: running handlers left behind, when known.
+    """
+    if forced:
+        last = signals[-1] if signals else signal.SIGINT
+        count = "" if abandoned is None else f"{abandoned} "
+        return (
+            f"stopped at once ({signal.Signals(last).name} twice), {count}running handlers "
+            "abandoned: their messages reappear after the visibility timeout",
+            128 + int(last),
+        )
+    if signals:
+        return f"stopped gracefully ({signal.Signals(signals[0]).name})", 0
+    return None
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
@@ -78,11 +114,11 @@ class Reporter:
     """A background thread that shows progress until ``stop()``; a context manager.
 
     Args:
-        queue: the queue whose ``stats()`` are shown.
+        queue: the queue (or fleet) whose ``stats()`` are shown.
         interval: seconds between two updates.
     """
 
-    def __init__(self, queue: BaseQueue, interval: float) -> None:
+    def __init__(self, queue: StatsSource, interval: float) -> None:
         self._queue = queue
         self._interval = interval
         self._done = threading.Event()
@@ -128,7 +164,7 @@ class CounterLines(Reporter):
     """Writes ``format_counters`` to ``stream`` every ``interval`` seconds; the rate is over
     the last interval."""
 
-    def __init__(self, queue: BaseQueue, interval: float, stream: TextIO) -> None:
+    def __init__(self, queue: StatsSource, interval: float, stream: TextIO) -> None:
         super().__init__(queue, interval)
         self._stream = stream
         self._last = queue.stats()
@@ -161,6 +197,7 @@ class DrainBar(Reporter):
 
     def __init__(self, queue: BaseQueue, stream: TextIO) -> None:
         super().__init__(queue, _BAR_TICK_SECONDS)
+        self._bar_queue = queue
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -207,10 +244,10 @@ class DrainBar(Reporter):
 
     def _read_depth(self, last: QueueDepth | None) -> QueueDepth | None:
         try:
-            return read_depth(self._queue.sqs_client, self._queue.url)
+            return read_depth(self._bar_queue.sqs_client, self._bar_queue.url)
         except Exception as err:  # the bar must not stop the worker
             logger.debug(
-                "could not read queue depth: %s queue_url=%s", error_code(err), self._queue.url
+                "could not read queue depth: %s queue_url=%s", error_code(err), self._bar_queue.url
             )
             return last
 

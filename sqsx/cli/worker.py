@@ -11,8 +11,16 @@ from collections.abc import Callable, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sqsx.cli.progress import format_summary, make_reporter
-from sqsx.cli.target import CommandFailed, load_queue, with_overrides
+from sqsx.cli.link import SupervisorLink
+from sqsx.cli.progress import (
+    CounterLines,
+    Reporter,
+    describe_stop,
+    format_summary,
+    make_reporter,
+)
+from sqsx.cli.supervisor import Fleet, child_argv, supervise
+from sqsx.cli.target import CommandFailed, UsageError, load_queue, with_overrides
 from sqsx.exceptions import QueueUnavailableError
 from sqsx.options import ConsumeOptions
 from sqsx.queue import BaseQueue
@@ -34,6 +42,8 @@ def run_worker(args: argparse.Namespace) -> int:
         CommandFailed: the queue cannot be read (no such queue, endpoint unreachable).
     """
     configure_logging(args.log_level)
+    if args.processes > 1:
+        return _run_fleet(args)
     queue = with_overrides(
         load_queue(args.target, args.app_dir),
         queue_url=args.queue_url,
@@ -47,23 +57,57 @@ def run_worker(args: argparse.Namespace) -> int:
         wait_seconds=0 if args.polling_wait else 1,
         stop_timeout=args.stop_timeout,
         drain=args.drain,
+        max_messages_total=args.max_messages_total,
+        exit_when_idle_seconds=args.exit_when_idle,
     )
-    try:
-        on_queue = f"{read_depth(queue.sqs_client, queue.url).total:,} messages on the queue"
-    except (ClientError, BotoCoreError) as err:
-        if args.drain or is_missing_queue(err):  # --drain reads the depth to know when to stop
-            raise CommandFailed(f"cannot read {queue.url}: {error_code(err)}: {err}") from err
-        on_queue = f"queue depth unknown ({error_code(err)})"  # consuming may be allowed
-    say(
-        f"sqsx worker: {queue.url}, {on_queue}, "
-        f"{args.threads} threads, up to {args.max_messages} per receive"
-        + (", stopping once drained" if args.drain else "")
-    )
-    reporter = make_reporter(
-        queue, drain=args.drain, interval=args.progress_interval, stream=sys.stderr
-    )
+    on_queue = _depth_line(queue, drain=args.drain)
+    limits = (", stopping once drained" if args.drain else "") + _job_limits(args)
+    link = SupervisorLink(args.supervised_fd) if args.supervised_fd is not None else None
+    reporter = None
+    if link is not None:  # a child of --processes N: the supervisor speaks for it
+        link.watch(queue.exit_gracefully)  # stop when the supervisor goes away
+        link.send("ready", url=queue.url, on_queue=on_queue, limits=limits)
+        stop_reporting = link.report_every(queue.stats)
+    else:
+        say(
+            f"sqsx worker: {queue.url}, {on_queue}, "
+            f"{args.threads} threads, up to {args.max_messages} per receive{limits}"
+        )
+        reporter = make_reporter(
+            queue, drain=args.drain, interval=args.progress_interval, stream=sys.stderr
+        )
     started = time.monotonic()
-    failure: QueueUnavailableError | None = None
+    failure = _consume(queue, options, reporter)
+    snapshot = queue.stats()
+    ending, code = _ending(queue, queue.stop_signals, snapshot.in_flight, args.drain)
+    if code == 0 and not queue.stop_signals:
+        ending = _limit_ending(args, snapshot.received) or ending
+    if failure is not None:
+        ending, code = f"stopped: {failure}", 1
+    if link is not None:
+        stop_reporting()
+        link.report("final", snapshot, ending=ending, code=code)
+    else:
+        say(format_summary(snapshot, time.monotonic() - started, ending))
+    return code
+
+
+def _depth_line(queue: BaseQueue, *, drain: bool) -> str:
+    """The startup line's queue depth; raises ``CommandFailed`` when the queue is missing
+    (or, with ``--drain``, which needs the depth, unreadable)."""
+    try:
+        return f"{read_depth(queue.sqs_client, queue.url).total:,} messages on the queue"
+    except (ClientError, BotoCoreError) as err:
+        if drain or is_missing_queue(err):  # --drain reads the depth to know when to stop
+            raise CommandFailed(f"cannot read {queue.url}: {error_code(err)}: {err}") from err
+        return f"queue depth unknown ({error_code(err)})"  # consuming may be allowed
+
+
+def _consume(
+    queue: BaseQueue, options: ConsumeOptions, reporter: Reporter | None
+) -> QueueUnavailableError | None:
+    """Run the queue with signal handlers and the reporter; the error that ended it, if SQS
+    refused the queue."""
     handler = reporter.log_handler() if reporter else None
     restore = _swap_log_handler(handler) if handler else None
     if reporter:
@@ -71,17 +115,31 @@ def run_worker(args: argparse.Namespace) -> int:
     try:
         queue.run(options, enable_signal_to_exit_gracefully=True)
     except QueueUnavailableError as err:
-        failure = err
+        return err
     finally:
         if reporter:
             reporter.stop()
         if restore:
             restore()
-    snapshot = queue.stats()
-    ending, code = _ending(queue, queue.stop_signals, snapshot.in_flight, args.drain)
-    if failure is not None:
-        ending, code = f"stopped: {failure}", 1
-    say(format_summary(snapshot, time.monotonic() - started, ending))
+    return None
+
+
+def _run_fleet(args: argparse.Namespace) -> int:
+    """``--processes N``: N children under a supervisor, one summary for all of them."""
+    if args.max_messages_total is not None and args.max_messages_total < args.processes:
+        raise UsageError(
+            f"--max-messages-total ({args.max_messages_total}) must be at least "
+            f"--processes ({args.processes}): each process takes its share"
+        )
+    fleet = Fleet(child_argv(args.worker_parser, args), args.processes, args.max_messages_total)
+    reporter = CounterLines(fleet, args.progress_interval, sys.stderr)
+    started = time.monotonic()
+    start = reporter.start if args.progress_interval > 0 else lambda: None
+    try:
+        ending, code = supervise(fleet, args, say, on_ready=start)
+    finally:
+        reporter.stop()
+    say(format_summary(fleet.stats(), time.monotonic() - started, ending))
     return code
 
 
@@ -89,16 +147,27 @@ def _ending(
     queue: BaseQueue, received: Sequence[int], abandoned: int, drain: bool
 ) -> tuple[str, int]:
     """How the run ended, and the exit code that says it."""
-    if queue.forced_stop:
-        last = received[-1] if received else signal.SIGINT
-        return (
-            f"stopped at once ({signal.Signals(last).name} twice), {abandoned} running "
-            "handlers abandoned: their messages reappear after the visibility timeout",
-            128 + int(last),
-        )
-    if received:
-        return f"stopped gracefully ({signal.Signals(received[0]).name})", 0
-    return ("drained" if drain else "stopped"), 0
+    stopped = describe_stop(forced=queue.forced_stop, signals=received, abandoned=abandoned)
+    return stopped or (("drained" if drain else "stopped"), 0)
+
+
+def _job_limits(args: argparse.Namespace) -> str:
+    """The startup line's note on ``--max-messages-total`` / ``--exit-when-idle``."""
+    notes = []
+    if args.max_messages_total is not None:
+        notes.append(f"exiting after {args.max_messages_total:,} messages")
+    if args.exit_when_idle is not None:
+        notes.append(f"exiting after {args.exit_when_idle:g} s idle")
+    return "".join(f", {note}" for note in notes)
+
+
+def _limit_ending(args: argparse.Namespace, received: int) -> str | None:
+    """How a run without a signal ended, when a job limit ended it."""
+    if args.max_messages_total is not None and received >= args.max_messages_total:
+        return f"done with its {args.max_messages_total:,} messages (--max-messages-total)"
+    if args.exit_when_idle is not None and not args.drain:
+        return f"idle for {args.exit_when_idle:g} s (--exit-when-idle)"
+    return None
 
 
 def configure_logging(level: str) -> None:

@@ -59,6 +59,19 @@ class _Recorder:
         os.write(self._fd, line.encode())
 
 
+def add_work_handler(queue: Queue, record: str) -> None:
+    """Register ``work`` on ``queue``, appending its calls to the file ``record``."""
+    recorder = _Recorder(record)
+
+    def work(context: dict[str, Any], task_id: str, seconds: float = 0.0) -> None:
+        count = context["sqs_message"]["Attributes"]["ApproximateReceiveCount"]
+        recorder.write("start", task_id, count)
+        time.sleep(seconds)  # the task's work
+        recorder.write("finish", task_id, count)
+
+    queue.add_task_handler("work", work)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Consume until stopped by a signal (or, with ``--drain``, until the queue is empty)."""
     args = _parse(argv)
@@ -87,15 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         min_backoff_seconds=args.min_backoff,
         max_backoff_seconds=args.max_backoff,
     )
-    recorder = _Recorder(args.record)
-
-    def work(context: dict[str, Any], task_id: str, seconds: float = 0.0) -> None:
-        count = context["sqs_message"]["Attributes"]["ApproximateReceiveCount"]
-        recorder.write("start", task_id, count)
-        time.sleep(seconds)  # the task's work
-        recorder.write("finish", task_id, count)
-
-    queue.add_task_handler("work", work)
+    add_work_handler(queue, args.record)
     queue.run(
         ConsumeOptions(
             max_messages=args.max_messages,

@@ -1,0 +1,79 @@
+"""The socket between ``sqsx worker --processes N`` and each of its children.
+
+The child writes JSON lines, one object each with a ``kind``: ``ready`` once it consumes
+(``url``, ``on_queue``, ``limits`` for the supervisor's startup line), ``stats`` every half
+second and ``final`` at exit (``ending``, ``code``), the last two with its ``StatsSnapshot``
+as ``stats``. The supervisor never writes: the child only watches for its end to close,
+which means the supervisor is gone and the child should stop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqsx.stats import StatsSnapshot
+
+__all__ = ["REPORT_SECONDS", "SupervisorLink"]
+
+REPORT_SECONDS = 0.5
+
+
+class SupervisorLink:
+    """A supervised child's end of the socket: sends ``ready``, counters and ``final``;
+    ``on_close`` runs when the supervisor goes away."""
+
+    def __init__(self, fd: int) -> None:
+        self._sock = socket.socket(fileno=fd)
+        self._lock = threading.Lock()
+        self._broken = False
+
+    def watch(self, on_close: Any) -> None:
+        """Call ``on_close()`` from a thread once the supervisor's end closes."""
+
+        def wait() -> None:
+            try:
+                while self._sock.recv(64):
+                    pass
+            except OSError:
+                pass
+            on_close()
+
+        threading.Thread(target=wait, name="sqsx-supervisor-link", daemon=True).start()
+
+    def send(self, kind: str, **fields: Any) -> None:
+        """One JSON line; a supervisor that is gone is not an error here."""
+        line = json.dumps({"kind": kind, **fields}) + "\n"
+        with self._lock:
+            if self._broken:
+                return
+            try:
+                self._sock.sendall(line.encode())
+            except OSError:
+                self._broken = True
+
+    def report(self, kind: str, snapshot: StatsSnapshot, **fields: Any) -> None:
+        """Send ``snapshot`` as a ``kind`` line."""
+        self.send(kind, stats=dataclasses.asdict(snapshot), **fields)
+
+    def report_every(self, stats: Callable[[], StatsSnapshot]) -> Callable[[], None]:
+        """Send ``stats()`` every half second from a thread; returns the function that stops
+        it (and waits for it)."""
+        done = threading.Event()
+
+        def loop() -> None:
+            while not done.wait(REPORT_SECONDS):
+                self.report("stats", stats())
+
+        thread = threading.Thread(target=loop, name="sqsx-supervisor-report", daemon=True)
+        thread.start()
+
+        def stop() -> None:
+            done.set()
+            thread.join(5)
+
+        return stop
