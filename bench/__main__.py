@@ -83,8 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-
-
 def _processes(quick: bool, results: dict[str, Any]) -> report.Row:
     _progress("CPU-bound handlers: --processes 2 against --processes 1")
     scenario = processes.ProcessesScenario(tasks=400, repeats=1) if quick else None
