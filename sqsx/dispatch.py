@@ -13,7 +13,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqsx.aio import EventLoopThread
@@ -73,12 +73,15 @@ class Outcome:
             before SQS delivers it again.
         reason: a short text for logs and tests; never the message body.
         handler_seconds: how long the handler ran (0 when it did not run).
+        error: the exception a handler (or a hook preparing the message) raised, for
+            hooks that record it (a trace event); ``None`` for ``Retry`` and ``NoRetry``.
     """
 
     verdict: Verdict
     retry_after: int | None
     reason: str = ""
     handler_seconds: float = 0.0
+    error: BaseException | None = field(default=None, compare=False, repr=False)
 
     @property
     def delete(self) -> bool:
@@ -250,7 +253,7 @@ class Dispatcher:
             self.queue_url,
             exc_info=True,
         )
-        return Outcome(Verdict.RETRIED, delay, f"handler raised {kind}", elapsed)
+        return Outcome(Verdict.RETRIED, delay, f"handler raised {kind}", elapsed, err)
 
     def _unreadable(self, message: Message, err: Exception) -> Outcome:
         """The outcome of a message that failed before its handler: unprocessable, or a
@@ -269,7 +272,7 @@ class Dispatcher:
             self.queue_url,
             exc_info=True,
         )
-        return Outcome(Verdict.RETRIED, delay, f"preparing raised {type(err).__name__}")
+        return Outcome(Verdict.RETRIED, delay, f"preparing raised {type(err).__name__}", 0.0, err)
 
     def unprocessable(self, message: Message, err: UnprocessableMessageError) -> Outcome:
         """The outcome of a message no handler can take, per ``poison_policy`` (and its log
