@@ -8,6 +8,7 @@ import urllib.request
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
 from conftest import Consumer, make_client, wait_until
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
@@ -136,11 +137,11 @@ def test_sqs_errors_are_counted_by_operation_and_code(
     metrics.instrument_client(down)
 
     # When a call names a queue that does not exist, and a call finds no server
-    with pytest.raises(Exception):
+    with pytest.raises(ClientError):
         client.get_queue_attributes(
             QueueUrl=f"{endpoint_url}/000000000000/missing", AttributeNames=["All"]
         )
-    with pytest.raises(Exception):
+    with pytest.raises(EndpointConnectionError):
         down.get_queue_url(QueueName="any")
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
