@@ -107,9 +107,10 @@ def test_a_scrape_while_draining_counts_what_happened(
     assert value(samples, "sqsx_messages_total", queue=name, task="ok", verdict="succeeded") >= 50
     assert value(samples, "sqsx_messages_total", queue=name, task="flaky", verdict="retried") >= 5
     handled = sum(ran.values())
-    assert value(samples, "sqsx_handler_duration_seconds_count", queue=name, task="ok") == ran[
-        "ok", "succeeded"
-    ]
+    assert (
+        value(samples, "sqsx_handler_duration_seconds_count", queue=name, task="ok")
+        == ran["ok", "succeeded"]
+    )
     assert total(samples, "sqsx_handler_duration_seconds_count") == handled
     assert total(samples, "sqsx_message_age_seconds_count") == handled
     assert value(samples, "sqsx_messages_in_progress", queue=name) == 0
