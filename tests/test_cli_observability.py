@@ -112,3 +112,48 @@ def _version() -> str:
     from sqsx import __version__
 
     return __version__
+
+
+def test_a_handler_s_own_lines_carry_the_message_keys() -> None:
+    # Given a queue with LogScope and a JSON handler on the "app" logger
+    import io
+    import logging
+
+    from sqsx.jsonlogs import JsonFormatter, LogScope
+    from sqsx.message import Message
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    app = logging.getLogger("app.tasks")
+    app.addHandler(handler)
+    app.setLevel(logging.INFO)
+    url = "http://127.0.0.1:9/000000000000/jobs"
+    queue = Queue(url=url, sqs_client=_no_client(), hooks=[LogScope()])
+    queue.add_task_handler("job", lambda context: app.info("working on it"))
+    raw = {
+        "MessageId": "m-1",
+        "ReceiptHandle": "r",
+        "Body": "eyJrd2FyZ3MiOiB7fX0=",  # base64 of {"kwargs": {}}
+        "MessageAttributes": {"TaskName": {"DataType": "String", "StringValue": "job"}},
+    }
+    try:
+        # When the handler logs, and then the same thread logs outside any handler
+        queue.dispatcher.process(Message.from_boto3(raw))
+        app.info("between messages")
+    finally:
+        app.removeHandler(handler)
+    inside, outside = (json.loads(line) for line in stream.getvalue().splitlines())
+
+    # Then the handler's line has the message's keys, the later one none
+    assert (inside["message_id"], inside["task"], inside["queue_url"]) == ("m-1", "job", url)
+    assert inside["message"] == "working on it" and inside["logger"] == "app.tasks"
+    assert "message_id" not in outside
+    assert inside["time"].endswith("Z") and inside["level"] == "INFO"
+
+
+def _no_client() -> Any:
+    import boto3
+
+    return boto3.client("sqs", endpoint_url="http://127.0.0.1:9", region_name="us-east-1",
+                        aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
