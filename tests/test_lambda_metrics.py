@@ -175,3 +175,13 @@ def test_a_failing_flush_never_reaches_the_response(
         broken.clear_metrics()
     assert response == {"batchItemFailures": []}
     assert "could not flush metrics" in caplog.text
+
+
+def test_large_batches_record_ten_evenly_spread_durations() -> None:
+    from sqsx_lambda.metrics import _spread
+
+    assert _spread([3.0, 1.0]) == [3.0, 1.0]
+    spread = _spread([float(n) for n in reversed(range(100))])
+    assert len(spread) == 10
+    assert spread[0] == 0.0 and spread[-1] == 99.0
+    assert spread == sorted(spread) and len(set(spread)) == 10
