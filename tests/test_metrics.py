@@ -195,3 +195,33 @@ def test_the_listener_binds_127_0_0_1_by_default(metrics: PrometheusMetrics) -> 
         assert server.server_address[0] == "127.0.0.1"
     finally:
         server.shutdown()
+
+
+def test_no_body_attribute_or_unknown_name_reaches_a_label(metrics: PrometheusMetrics) -> None:
+    # Given messages carrying a sentinel in their body, an attribute and an unknown task name
+    import base64
+    import json
+
+    from prometheus_client import generate_latest
+
+    sentinel = "SENTINEL-7f3a"
+    url = "http://127.0.0.1:9/000000000000/jobs"
+    queue = Queue(url=url, sqs_client=make_client("http://127.0.0.1:9"), hooks=[metrics])
+    queue.add_task_handler("known", lambda context, secret: None)
+    body = base64.b64encode(json.dumps({"kwargs": {"secret": sentinel}}).encode()).decode()
+    for n, task in enumerate(("known", f"{sentinel}-task")):
+        raw = {
+            "MessageId": f"m{n}",
+            "ReceiptHandle": "r",
+            "Body": body,
+            "MessageAttributes": {
+                "TaskName": {"DataType": "String", "StringValue": task},
+                "note": {"DataType": "String", "StringValue": sentinel},
+            },
+        }
+        queue.dispatcher.process(Message.from_boto3(raw))
+
+    # When the registry is exposed, Then the sentinel is nowhere in it
+    exposition = generate_latest(metrics.registry).decode()
+    assert 'task="known"' in exposition and 'task="-"' in exposition
+    assert sentinel not in exposition
