@@ -56,19 +56,6 @@ def metrics() -> Iterator[Metrics]:
     found.clear_metrics()
 
 
-@pytest.fixture
-def handlers() -> Iterator[Callable[..., LambdaHandler]]:
-    made: list[LambdaHandler] = []
-
-    def build(queue: Any, **options: Any) -> LambdaHandler:
-        made.append(LambdaHandler(queue, **options))
-        return made[-1]
-
-    yield build
-    for handler in made:
-        handler.close()
-
-
 def test_one_document_per_invocation_counts_each_fate(
     sqs_client: Any,
     make_queue: Callable[..., str],
