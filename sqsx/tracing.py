@@ -77,6 +77,11 @@ class Tracing(Hook):
 
         self._tracer = trace.get_tracer("sqsx", __version__, tracer_provider=tracer_provider)
         self._max_bytes = max_message_bytes
+        self._names: dict[str, str] = {}
+
+    def _name(self, queue_url: str) -> str:
+        name = self._names[queue_url] = queue_url.rstrip("/").rsplit("/", 1)[-1]
+        return name
 
     @property
     def tracer(self) -> trace.Tracer:
@@ -113,7 +118,7 @@ class Tracing(Hook):
     def before_process(self, processing: Processing) -> None:
         message = processing.message
         parent = producer_context(message)
-        name = processing.queue_url.rstrip("/").rsplit("/", 1)[-1]
+        name = self._names.get(processing.queue_url) or self._name(processing.queue_url)
         span = self._tracer.start_span(
             f"process {name}",
             context=trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent else None,
@@ -139,6 +144,8 @@ class Tracing(Hook):
             return
         span, token = found
         try:
+            if not span.is_recording():
+                return
             span.set_attribute("sqsx.verdict", outcome.verdict.value)
             if outcome.retry_after is not None:
                 span.set_attribute("sqsx.retry_after_seconds", outcome.retry_after)
