@@ -119,8 +119,8 @@ class LambdaHandler:
         deadline_margin_ms: the margin in milliseconds.
 
     Raises:
-        ConfigurationError: ``max_threads`` or ``deadline_margin_ms`` is out of bounds (a
-            ``ValueError``).
+        ConfigurationError: ``max_threads`` or ``deadline_margin_ms`` is out of bounds, or
+            ``tracing=True`` without opentelemetry-api installed (a ``ValueError``).
     """
 
     def __init__(
@@ -300,8 +300,17 @@ class LambdaHandler:
 
 
 def _tracing_hook(hooks: Sequence[Hook]) -> Tracing:
-    """The queue's ``Tracing`` hook, or a new one."""
-    from sqsx.tracing import Tracing
+    """The queue's ``Tracing`` hook, or a new one.
+
+    Raises:
+        ConfigurationError: opentelemetry-api is not installed.
+    """
+    try:
+        from sqsx.tracing import Tracing
+    except ImportError as err:
+        raise ConfigurationError(
+            "tracing=True needs opentelemetry-api: pip install 'sqsx[tracing]'"
+        ) from err
 
     return next((hook for hook in hooks if isinstance(hook, Tracing)), None) or Tracing()
 
