@@ -308,3 +308,23 @@ def _no_client() -> Any:
 
     return boto3.client("sqs", endpoint_url="http://127.0.0.1:9", region_name="us-east-1",
                         aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
+
+
+def test_an_async_handler_s_spans_join_the_process_span(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    # Given an async handler (run on sqsx's event loop thread) that opens a span
+    queue = Queue(url="http://127.0.0.1:9/000000000000/jobs", sqs_client=_no_client(),
+                  hooks=[Tracing(tracer_provider=provider)])  # fmt: skip
+    app = provider.get_tracer("app")
+
+    async def job(context: dict[str, Any]) -> None:
+        with app.start_as_current_span("async-inner"):
+            pass
+
+    queue.add_task_handler("job", job)
+    _process(queue)
+    spans = exporter.get_finished_spans()
+    inner = by_name(spans, "async-inner")
+    process = next(s for s in spans if s.name.startswith("process"))
+    assert inner.parent is not None and inner.parent.span_id == process.context.span_id
