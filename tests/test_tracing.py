@@ -328,3 +328,30 @@ def test_an_async_handler_s_spans_join_the_process_span(
     inner = by_name(spans, "async-inner")
     process = next(s for s in spans if s.name.startswith("process"))
     assert inner.parent is not None and inner.parent.span_id == process.context.span_id
+
+
+def test_each_message_of_a_batch_send_carries_its_own_create_span(
+    sqs_client: Any, queue_url: str, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    # Given a traced queue on moto
+    from sqsx import RawQueue, TaskMessage
+
+    queue = Queue(url=queue_url, sqs_client=sqs_client, hooks=[Tracing(tracer_provider=provider)])
+    raw = RawQueue(queue_url, lambda url, message: None, sqs_client,
+                   hooks=[Tracing(tracer_provider=provider)])  # fmt: skip
+
+    # When three tasks go in one batch and one raw message with add_message
+    results = queue.send_tasks(TaskMessage("traced", {"n": n}) for n in range(3))
+    raw.add_message("plain")
+    assert all(result.ok for result in results)
+
+    # Then four create spans, each the parent context its own message carries
+    creates = [s for s in exporter.get_finished_spans() if s.name == "create"]
+    assert len(creates) == 4 and all(s.kind is SpanKind.PRODUCER for s in creates)
+    received: list[dict[str, Any]] = []
+    assert wait_until(lambda: bool(received.extend(sqs_client.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
+        WaitTimeSeconds=1).get("Messages", []))) or len(received) >= 4, timeout=15)  # fmt: skip
+    carried = {(c.trace_id, c.span_id) for c in
+               (producer_context(Message.from_boto3(m)) for m in received) if c}  # fmt: skip
+    assert carried == {(s.context.trace_id, s.context.span_id) for s in creates}
