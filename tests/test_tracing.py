@@ -196,8 +196,7 @@ def test_an_exception_is_an_error_event_and_retry_signals_are_not(
     status: StatusCode,
     events: list[str],
 ) -> None:
-    queue = Queue(url="http://127.0.0.1:9/000000000000/jobs", sqs_client=_no_client(),
-                  hooks=[Tracing(tracer_provider=provider)])  # fmt: skip
+    queue = offline_queue(provider)
 
     def job(context: dict[str, Any]) -> None:
         if raised is not None:
@@ -216,8 +215,7 @@ def test_an_exception_is_an_error_event_and_retry_signals_are_not(
 def test_an_unknown_task_is_an_error_span(
     provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
-    queue = Queue(url="http://127.0.0.1:9/000000000000/jobs", sqs_client=_no_client(),
-                  hooks=[Tracing(tracer_provider=provider)])  # fmt: skip
+    queue = offline_queue(provider)
     _process(queue)
     (span,) = exporter.get_finished_spans()
     assert span.status.status_code is StatusCode.ERROR
@@ -275,8 +273,7 @@ def test_spans_end_in_the_thread_that_ran_the_handler(
     provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
     # Given spans opened by 8 threads at once: each handler's context is its own
-    queue = Queue(url="http://127.0.0.1:9/000000000000/jobs", sqs_client=_no_client(),
-                  hooks=[Tracing(tracer_provider=provider)])  # fmt: skip
+    queue = offline_queue(provider)
     app = provider.get_tracer("app")
     queue.add_task_handler("job", lambda context: app.start_span("inner").end())
     threads = [threading.Thread(target=_process, args=(queue, n)) for n in range(8)]
@@ -303,6 +300,12 @@ def test_without_tracing_nothing_of_opentelemetry_or_prometheus_is_imported() ->
     assert done.stdout.strip() == "[]"
 
 
+def offline_queue(provider: TracerProvider) -> Queue:
+    """A traced queue whose messages are handed to its dispatcher directly (no server)."""
+    return Queue(url="http://127.0.0.1:9/000000000000/jobs", sqs_client=_no_client(),
+                 hooks=[Tracing(tracer_provider=provider)])  # fmt: skip
+
+
 def _no_client() -> Any:
     import boto3
 
@@ -314,8 +317,7 @@ def test_an_async_handler_s_spans_join_the_process_span(
     provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
     # Given an async handler (run on sqsx's event loop thread) that opens a span
-    queue = Queue(url="http://127.0.0.1:9/000000000000/jobs", sqs_client=_no_client(),
-                  hooks=[Tracing(tracer_provider=provider)])  # fmt: skip
+    queue = offline_queue(provider)
     app = provider.get_tracer("app")
 
     async def job(context: dict[str, Any]) -> None:
