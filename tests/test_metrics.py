@@ -225,3 +225,41 @@ def test_no_body_attribute_or_unknown_name_reaches_a_label(metrics: PrometheusMe
     exposition = generate_latest(metrics.registry).decode()
     assert 'task="known"' in exposition and 'task="-"' in exposition
     assert sentinel not in exposition
+
+
+@pytest.mark.timeout(60)
+def test_messages_waiting_for_a_thread_and_in_progress_are_gauged(
+    sqs_client: Any, queue_url: str, metrics: PrometheusMetrics
+) -> None:
+    # Given one handler thread blocked on its first message, and 10 more messages
+    release = threading.Event()
+    started = threading.Event()
+    queue = Queue(url=queue_url, sqs_client=sqs_client, hooks=[metrics])
+
+    def job(context: dict[str, Any], n: int) -> None:
+        started.set()
+        release.wait(30)
+
+    queue.add_task_handler("job", job)
+    for n in range(11):
+        queue.add_task("job", n=n)
+    metrics.watch(queue, interval=30)
+    name = queue_name(queue_url)
+
+    def gauge(metric: str) -> float:
+        return float(metrics.registry.get_sample_value(metric, {"queue": name}) or 0)
+
+    # When the worker has received more than its one thread can run
+    consumer = Consumer(queue, max_threads=1, max_messages=10)
+    try:
+        assert started.wait(20)
+        assert wait_until(lambda: gauge("sqsx_messages_waiting") >= 1, timeout=20)
+
+        # Then one runs, the others wait in the worker
+        assert gauge("sqsx_messages_in_progress") == 1
+        assert 1 <= gauge("sqsx_messages_waiting") <= 10
+    finally:
+        release.set()
+        consumer.stop(30)
+    assert gauge("sqsx_messages_in_progress") == 0
+    assert gauge("sqsx_messages_waiting") == 0
