@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqsx import ConsumeOptions, Queue, TaskMessage
+from sqsx import ConsumeOptions, Hook, Queue, TaskMessage
 from sqsx.testing import SimulatedSqs
 
 TASK = "work"
@@ -138,8 +139,8 @@ class _Tally:
             self.done.set()
 
 
-def run(scenario: PollingScenario) -> PollingResult:
-    """Run one polling scenario and measure it."""
+def run(scenario: PollingScenario, *, hooks: Sequence[Hook] = ()) -> PollingResult:
+    """Run one polling scenario and measure it (with ``hooks`` on the worker's queue)."""
     sqs = SimulatedSqs(latency_seconds=scenario.latency_seconds)
     attributes = {"VisibilityTimeout": str(scenario.visibility_timeout)}
     url = sqs.create_queue(QueueName="bench", Attributes=attributes)["QueueUrl"]
@@ -155,7 +156,7 @@ def run(scenario: PollingScenario) -> PollingResult:
             time.sleep(seconds)
         tally.record(context["sqs_message"]["MessageId"])
 
-    queue = Queue(url=url, sqs_client=sqs)
+    queue = Queue(url=url, sqs_client=sqs, hooks=hooks)
     queue.add_task_handler(TASK, work)
     options = ConsumeOptions(
         max_messages=10,

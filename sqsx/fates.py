@@ -114,7 +114,7 @@ class Fates:
             self.queue_url,
             exc_info=err,
         )
-        return Outcome(Verdict.RETRIED, delay, f"handler raised {kind}", elapsed)
+        return Outcome(Verdict.RETRIED, delay, f"handler raised {kind}", elapsed, error=err)
 
     def unreadable(self, message: Message, err: Exception) -> Outcome:
         """The outcome of a message that failed before its handler: unprocessable, or a
@@ -133,7 +133,7 @@ class Fates:
             self.queue_url,
             exc_info=True,
         )
-        return Outcome(Verdict.RETRIED, delay, f"preparing raised {type(err).__name__}")
+        return Outcome(Verdict.RETRIED, delay, f"preparing raised {type(err).__name__}", error=err)
 
     def unprocessable(self, message: Message, err: UnprocessableMessageError) -> Outcome:
         """The outcome of a message no handler can take, per ``poison_policy`` (and its log

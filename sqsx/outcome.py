@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["Outcome", "Verdict"]
 
@@ -31,6 +31,8 @@ class Outcome:
         handler_seconds: how long the handler ran (0 when it did not run).
         late: the handler was abandoned past its time limit and this outcome was acted on
             then; what its thread returns afterwards carries ``late=True`` and is ignored.
+        error: the exception a handler (or a hook preparing the message) raised, for
+            hooks that record it (a trace event); ``None`` for ``Retry`` and ``NoRetry``.
     """
 
     verdict: Verdict
@@ -38,6 +40,7 @@ class Outcome:
     reason: str = ""
     handler_seconds: float = 0.0
     late: bool = False
+    error: BaseException | None = field(default=None, compare=False, repr=False)
 
     @property
     def delete(self) -> bool:

@@ -22,6 +22,7 @@ import logging
 import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from sqsx.backoff import MAX_VISIBILITY_TIMEOUT_SECONDS
@@ -35,9 +36,11 @@ from sqsx_lambda.records import RecordError, queue_url_for, read_record, records
 from sqsx_lambda.runner import BatchRunner, Fate, Job, RecordResult
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools import Logger, Metrics
 
     from sqsx.queue import BaseQueue
+    from sqsx.tracing import Tracing
+    from sqsx_lambda.metrics import InvocationMetrics
 
 __all__ = [
     "DEFAULT_DEADLINE_MARGIN_MS",
@@ -103,14 +106,21 @@ class LambdaHandler:
         logger: an ``aws_lambda_powertools.Logger``. When given, sqsx's log lines go through
             its handler as structured JSON carrying the Lambda context (request id, function)
             and, per record, ``message_id`` (and ``message_group_id`` on FIFO queues).
+        metrics: an ``aws_lambda_powertools.Metrics``. When given, every invocation records
+            its records' fates and handler durations as CloudWatch EMF metrics and flushes
+            them once (see ``sqsx_lambda.metrics``).
+        tracing: ``True`` to trace with OpenTelemetry (``sqsx[tracing]``): one invocation
+            span per batch, linked to each record's producer, and a ``process`` span per
+            record continuing its producer's trace (see ``sqsx.tracing``). The queue's own
+            ``sqsx.tracing.Tracing`` hook is used if it has one.
 
     Attributes:
         max_threads: the resolved thread count.
         deadline_margin_ms: the margin in milliseconds.
 
     Raises:
-        ConfigurationError: ``max_threads`` or ``deadline_margin_ms`` is out of bounds (a
-            ``ValueError``).
+        ConfigurationError: ``max_threads`` or ``deadline_margin_ms`` is out of bounds, or
+            ``tracing=True`` without opentelemetry-api installed (a ``ValueError``).
     """
 
     def __init__(
@@ -121,6 +131,8 @@ class LambdaHandler:
         queue_url: str | None = None,
         deadline_margin_ms: int = DEFAULT_DEADLINE_MARGIN_MS,
         logger: Logger | None = None,
+        metrics: Metrics | None = None,
+        tracing: bool = False,
     ) -> None:
         threads = default_max_threads() if max_threads is None else max_threads
         if not 1 <= threads <= _MAX_THREADS_LIMIT:
@@ -144,6 +156,16 @@ class LambdaHandler:
             structured = StructuredLogs(logger)
             self._hooks = (structured.record_hook(),)
             self._with_context = structured.invocation(self._respond)
+        self._tracing: Tracing | None = None
+        if tracing:
+            self._tracing = _tracing_hook(queue.hooks)
+            if self._tracing not in queue.hooks:
+                self._hooks += (self._tracing,)
+        self._metrics: InvocationMetrics | None = None
+        if metrics is not None:
+            from sqsx_lambda.metrics import InvocationMetrics
+
+            self._metrics = InvocationMetrics(metrics)
         self._chain = self._dispatcher.hooks.plus(*self._hooks)
         dispatcher = self._dispatcher
         self._runner = BatchRunner(
@@ -192,10 +214,13 @@ class LambdaHandler:
             self._chain = self._dispatcher.hooks.plus(*self._hooks)  # hooks added since
         jobs = [self._job(index, record) for index, record in enumerate(records)]
         fifo = is_fifo(self._own_url) or any(is_fifo(r.get("eventSourceARN")) for r in records)
-        results = self._runner.run(jobs, context, ordered_groups=fifo)
+        with self._invocation_span(jobs):
+            results = self._runner.run(jobs, context, ordered_groups=fifo)
         urls = [self._url_for(record) for record in records]
         self._change_visibility(results, urls)
         _log_summary(results, urls[0])
+        if self._metrics is not None:
+            self._metrics.record(results, urls[0])
         if self._chain.watches_deletes:
             for result, url in zip(results, urls, strict=True):
                 if not result.reported:  # Lambda deletes it once the response is returned
@@ -205,6 +230,15 @@ class LambdaHandler:
     def close(self) -> None:
         """Stop the thread pool (for tests and local tools; Lambda never needs it)."""
         self._runner.close()
+
+    def _invocation_span(self, jobs: Sequence[Job]) -> AbstractContextManager[object]:
+        if self._tracing is None:
+            return nullcontext()
+        name = self._own_url.rstrip("/").rsplit("/", 1)[-1]
+        span: AbstractContextManager[object] = self._tracing.invocation_span(
+            [job.message for job in jobs], name
+        )
+        return span
 
     def _process(
         self,
@@ -278,6 +312,22 @@ class LambdaHandler:
                 failure.entry.message_id,
                 url,
             )
+
+
+def _tracing_hook(hooks: Sequence[Hook]) -> Tracing:
+    """The queue's ``Tracing`` hook, or a new one.
+
+    Raises:
+        ConfigurationError: opentelemetry-api is not installed.
+    """
+    try:
+        from sqsx.tracing import Tracing
+    except ImportError as err:
+        raise ConfigurationError(
+            "tracing=True needs opentelemetry-api: pip install 'sqsx[tracing]'"
+        ) from err
+
+    return next((hook for hook in hooks if isinstance(hook, Tracing)), None) or Tracing()
 
 
 def _response(results: Sequence[RecordResult]) -> BatchResponse:

@@ -360,3 +360,20 @@ def workers(tmp_path: Any) -> Iterator[Any]:
     started = Workers(tmp_path)
     yield started
     started.close()
+
+
+@pytest.fixture
+def handlers() -> Iterator[Any]:
+    """Builds ``LambdaHandler`` objects (``handlers(queue, **options)``) and stops their
+    thread pools after the test."""
+    from sqsx_lambda import LambdaHandler
+
+    made: list[LambdaHandler] = []
+
+    def build(queue: Any, **options: Any) -> LambdaHandler:
+        made.append(LambdaHandler(queue, **options))
+        return made[-1]
+
+    yield build
+    for handler in made:
+        handler.close()

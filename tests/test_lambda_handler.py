@@ -60,20 +60,6 @@ def receive(client: Any, url: str, wait: int = 0) -> list[dict[str, Any]]:
     )
 
 
-@pytest.fixture
-def handlers() -> Iterator[Callable[..., LambdaHandler]]:
-    """Builds LambdaHandlers and stops their thread pools after the test."""
-    made: list[LambdaHandler] = []
-
-    def build(queue: Any, **options: Any) -> LambdaHandler:
-        made.append(LambdaHandler(queue, **options))
-        return made[-1]
-
-    yield build
-    for handler in made:
-        handler.close()
-
-
 def test_a_mixed_batch_reports_exactly_its_failures_and_backs_them_off_on_the_server(
     sqs_client: Any, make_queue: Callable[..., str], handlers: Callable[..., LambdaHandler]
 ) -> None:

@@ -125,6 +125,25 @@ def _worker_parser(worker: argparse.ArgumentParser) -> None:
         help="seconds between progress lines; 0 shows no progress (default 5)",
     )
     add("--supervised-fd", type=int, default=None, help=argparse.SUPPRESS)  # set by supervisor
+    add(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="json: one JSON object per line, with message_id, task and queue_url on "
+        "per-message lines (default text)",
+    )
+    add(
+        "--metrics-port",
+        type=_bounded(int, 0, 65535),
+        default=None,
+        help="serve Prometheus metrics on this port at /metrics (needs sqsx[metrics]; "
+        "0 picks a free port)",
+    )
+    add(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address the metrics listener binds (default 127.0.0.1; 0.0.0.0 for all)",
+    )
     worker.set_defaults(run=run_worker, worker_parser=worker)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sqsx.cli.link import SupervisorLink
+from sqsx.cli.observe import json_formatter, line_logger, log_say, observe, refuse_fleet_metrics
 from sqsx.cli.progress import (
     CounterLines,
     Reporter,
@@ -41,7 +42,9 @@ def run_worker(args: argparse.Namespace) -> int:
         UsageError: ``MODULE:ATTR`` does not name a queue.
         CommandFailed: the queue cannot be read (no such queue, endpoint unreachable).
     """
-    configure_logging(args.log_level)
+    json_logs = getattr(args, "log_format", "text") == "json"
+    configure_logging(args.log_level, json_logs=json_logs)
+    refuse_fleet_metrics(args)
     if args.processes > 1:
         return _run_fleet(args)
     queue = with_overrides(
@@ -60,6 +63,17 @@ def run_worker(args: argparse.Namespace) -> int:
         max_messages_total=args.max_messages_total,
         exit_when_idle_seconds=args.exit_when_idle,
     )
+    stop_observing = observe(queue, args, json_logs=json_logs)
+    try:
+        return _run_one(queue, options, args, json_logs)
+    finally:
+        stop_observing()
+
+
+def _run_one(
+    queue: BaseQueue, options: ConsumeOptions, args: argparse.Namespace, json_logs: bool
+) -> int:
+    tell = log_say if json_logs else say
     on_queue = _depth_line(queue, drain=args.drain)
     limits = (", stopping once drained" if args.drain else "") + _job_limits(args)
     link = SupervisorLink(args.supervised_fd) if args.supervised_fd is not None else None
@@ -69,15 +83,18 @@ def run_worker(args: argparse.Namespace) -> int:
         link.send("ready", url=queue.url, on_queue=on_queue, limits=limits)
         stop_reporting = link.report_every(queue.stats)
     else:
-        say(
+        tell(
             f"sqsx worker: {queue.url}, {on_queue}, "
             f"{args.threads} threads, up to {args.max_messages} per receive{limits}"
         )
         reporter = make_reporter(
-            queue, drain=args.drain, interval=args.progress_interval, stream=sys.stderr
+            queue,
+            drain=args.drain,
+            interval=args.progress_interval,
+            stream=line_logger() if json_logs else sys.stderr,
         )
     started = time.monotonic()
-    failure = _consume(queue, options, reporter)
+    failure = _consume(queue, options, reporter, swap_logs=not json_logs)
     snapshot = queue.stats()
     ending, code = _ending(queue, queue.stop_signals, snapshot.in_flight, args.drain)
     if code == 0 and not queue.stop_signals:
@@ -88,7 +105,7 @@ def run_worker(args: argparse.Namespace) -> int:
         stop_reporting()
         link.report("final", snapshot, ending=ending, code=code)
     else:
-        say(format_summary(snapshot, time.monotonic() - started, ending))
+        tell(format_summary(snapshot, time.monotonic() - started, ending))
     return code
 
 
@@ -104,11 +121,11 @@ def _depth_line(queue: BaseQueue, *, drain: bool) -> str:
 
 
 def _consume(
-    queue: BaseQueue, options: ConsumeOptions, reporter: Reporter | None
+    queue: BaseQueue, options: ConsumeOptions, reporter: Reporter | None, *, swap_logs: bool
 ) -> QueueUnavailableError | None:
     """Run the queue with signal handlers and the reporter; the error that ended it, if SQS
     refused the queue."""
-    handler = reporter.log_handler() if reporter else None
+    handler = reporter.log_handler() if reporter and swap_logs else None
     restore = _swap_log_handler(handler) if handler else None
     if reporter:
         reporter.start()
@@ -170,9 +187,13 @@ def _limit_ending(args: argparse.Namespace, received: int) -> str | None:
     return None
 
 
-def configure_logging(level: str) -> None:
-    """Log to stderr at ``level``; boto3, botocore and urllib3 only from WARNING."""
+def configure_logging(level: str, *, json_logs: bool = False) -> None:
+    """Log to stderr at ``level`` (as JSON lines with ``json_logs``); boto3, botocore and
+    urllib3 only from WARNING."""
     logging.basicConfig(level=level, format=_LOG_FORMAT, stream=sys.stderr, force=True)
+    if json_logs:
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(json_formatter())
     for noisy in ("botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -1,0 +1,159 @@
+"""``sqsx worker --metrics-port`` and ``--log-format json``, in a subprocess on moto."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ScriptRun, wait_until
+from prometheus_client.parser import text_string_to_metric_families
+
+from sqsx import Queue
+
+TESTS = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            text = response.read().decode()
+    except (urllib.error.URLError, ConnectionError):
+        return {}  # not listening yet
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_serves_metrics_and_logs_json_lines(
+    sqs_client: Any, queue_url: str, endpoint_url: str, tmp_path: Path
+) -> None:
+    # Given 20 tasks that succeed and one that no handler takes
+    record = tmp_path / "record.txt"
+    queue = Queue(url=queue_url, sqs_client=sqs_client)
+    for n in range(20):
+        queue.add_task("record", n=n)
+    unknown = queue.add_task("nobody")["MessageId"]
+    port = free_port()
+    name = queue_url.rsplit("/", 1)[-1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SQSX_", "AWS_"))}
+    env["SQSX_TEST_RECORD"] = str(record)
+
+    # When a worker runs with --metrics-port and --log-format json, until its metrics say
+    # that every task succeeded and the unknown one was seen
+    worker = ScriptRun(
+        [sys.executable, "-m", "sqsx", "worker", "cli_app:queue", "--app-dir", str(TESTS),
+         "--queue-url", queue_url, "--endpoint-url", endpoint_url, "--polling-wait", "1",
+         "--threads", "4", "--log-format", "json", "--metrics-port", str(port),
+         "--progress-interval", "0.5"],
+        cwd=str(TESTS.parent), env=env,
+    )  # fmt: skip
+    succeeded = _key("sqsx_messages_total", queue=name, task="record", verdict="succeeded")
+    poisoned = _key("sqsx_messages_total", queue=name, task="-", verdict="unprocessable")
+    try:
+        seen = wait_until(
+            lambda: (s := scrape(port)).get(succeeded, 0) >= 20 and s.get(poisoned, 0) >= 1,
+            timeout=60,
+            interval=0.2,
+        )
+        samples = scrape(port)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code = worker.finish(30)
+
+    # Then the endpoint counted them, with SQS calls by operation and the sampled depth
+    assert seen, worker.errors[-3000:]
+    assert code == 0, worker.errors[-3000:]
+    assert samples[succeeded] >= 20
+    calls = {dict(labels)["operation"] for (n, labels) in samples if n == "sqsx_sqs_calls_total"}
+    assert {"ReceiveMessage", "DeleteMessageBatch", "GetQueueAttributes"} <= calls
+    assert ("sqsx_queue_messages", frozenset({("queue", name), ("state", "visible")})) in samples
+    assert (
+        samples[("sqsx_worker_info", frozenset({("version", _version()), ("runtime", "worker")}))]
+        == 1
+    )
+
+    # And every line on stderr is one JSON object; per-message lines carry the keys
+    lines = [json.loads(line) for line in worker.errors.splitlines() if line.strip()]
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    about_unknown = [line for line in lines if line.get("message_id") == unknown]
+    assert about_unknown, lines[:5]
+    assert {(line["task"], line["queue_url"]) for line in about_unknown} == {("nobody", queue_url)}
+    assert any(
+        "serving Prometheus metrics on http://127.0.0.1" in line["message"] for line in lines
+    )
+    assert any("sqsx worker:" in line["message"] for line in lines)  # the banner, as JSON
+    assert any(line["logger"] == "sqsx.cli.progress" for line in lines)
+    assert "Traceback" not in worker.errors
+
+
+def _key(name: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    return name, frozenset(labels.items())
+
+
+def _version() -> str:
+    from sqsx import __version__
+
+    return __version__
+
+
+def test_a_handler_s_own_lines_carry_the_message_keys() -> None:
+    # Given a queue with LogScope and a JSON handler on the "app" logger
+    import io
+    import logging
+
+    from sqsx.jsonlogs import JsonFormatter, LogScope
+    from sqsx.message import Message
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    app = logging.getLogger("app.tasks")
+    app.addHandler(handler)
+    app.setLevel(logging.INFO)
+    url = "http://127.0.0.1:9/000000000000/jobs"
+    queue = Queue(url=url, sqs_client=_no_client(), hooks=[LogScope()])
+    queue.add_task_handler("job", lambda context: app.info("working on it"))
+    raw = {
+        "MessageId": "m-1",
+        "ReceiptHandle": "r",
+        "Body": "eyJrd2FyZ3MiOiB7fX0=",  # base64 of {"kwargs": {}}
+        "MessageAttributes": {"TaskName": {"DataType": "String", "StringValue": "job"}},
+    }
+    try:
+        # When the handler logs, and then the same thread logs outside any handler
+        queue.dispatcher.process(Message.from_boto3(raw))
+        app.info("between messages")
+    finally:
+        app.removeHandler(handler)
+    inside, outside = (json.loads(line) for line in stream.getvalue().splitlines())
+
+    # Then the handler's line has the message's keys, the later one none
+    assert (inside["message_id"], inside["task"], inside["queue_url"]) == ("m-1", "job", url)
+    assert inside["message"] == "working on it" and inside["logger"] == "app.tasks"
+    assert "message_id" not in outside
+    assert inside["time"].endswith("Z") and inside["level"] == "INFO"
+
+
+def _no_client() -> Any:
+    import boto3
+
+    return boto3.client("sqs", endpoint_url="http://127.0.0.1:9", region_name="us-east-1",
+                        aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
