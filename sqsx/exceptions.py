@@ -7,6 +7,7 @@ are not errors: a handler raises them to choose what happens to its message.
 from __future__ import annotations
 
 __all__ = [
+    "InvalidMessageError",
     "MessageDecodeError",
     "MessageTooLargeError",
     "NoRetry",
@@ -84,3 +85,9 @@ class Retry(Exception):
 
 class NoRetry(Exception):
     """Raised by a handler to delete its message without retrying it (logged at INFO)."""
+
+
+class InvalidMessageError(SqsxError, ValueError):
+    """A message SQS would refuse, caught before sending: more than 10 message attributes,
+    an attribute name SQS forbids, or a character outside SQS's allowed set (a
+    ``ValueError``; the text says which rule was broken)."""

@@ -128,7 +128,8 @@ def make_client(endpoint_url: str | None, *, region: str | None = None, pool: in
         pool: connections kept open (``max_pool_connections``, default 10).
     """
     import boto3
-    from botocore.config import Config
+
+    from sqsx.sqs import client_config
 
     local = bool(endpoint_url) and urlsplit(endpoint_url).hostname in _LOOPBACK_HOSTS
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
@@ -143,7 +144,8 @@ def make_client(endpoint_url: str | None, *, region: str | None = None, pool: in
         region_name=region,
         aws_access_key_id=key,
         aws_secret_access_key=secret,
-        config=Config(max_pool_connections=pool),
+        # timeouts suited to a 20 s long poll (sqsx.sqs.client_config), not botocore's 60 s
+        config=client_config(max_pool_connections=pool),
     )
 
 
