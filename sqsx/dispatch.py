@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqsx.backoff import BackoffPolicy
+from sqsx.clip import clip, shown
 from sqsx.codec import decode_task
 from sqsx.exceptions import (
     NoRetry,
@@ -182,7 +183,7 @@ def _task_name_or_dash(message: Message) -> str:
     """The TaskName attribute for log lines, whatever shape it came in; ``-`` if none."""
     attribute = (message.raw.get("MessageAttributes") or {}).get("TaskName")
     value = attribute.get("StringValue") if isinstance(attribute, Mapping) else None
-    return value[:200] if isinstance(value, str) and value else "-"
+    return clip(value) if isinstance(value, str) and value else "-"
 
 
 class TaskDispatcher(Dispatcher):
@@ -202,7 +203,7 @@ class TaskDispatcher(Dispatcher):
         task = decode_task(message.raw.get("Body"), message.raw.get("MessageAttributes"))
         handler = self.registry.get(task.name)
         if handler is None:
-            raise UnknownTaskError(f"no handler registered for task {task.name!r}")
+            raise UnknownTaskError(f"no handler registered for task {shown(task.name)}")
         context: dict[str, Any] = {
             "queue_url": self.queue_url,
             "task_name": task.name,
