@@ -88,11 +88,15 @@ def _run(
     ledger = Ledger()
     handles: dict[str, str] = {}  # receipt handle -> task id
 
-    def work(context: dict[str, Any], task_id: str, seconds: float = 0.0) -> None:
+    def work(
+        context: dict[str, Any], task_id: str, seconds: float = 0.0, fail_first: bool = False
+    ) -> None:
         message = context["sqs_message"]
         handles[message["ReceiptHandle"]] = task_id
         count = int(message["Attributes"]["ApproximateReceiveCount"])
         ledger.record("start", task_id, count)
+        if fail_first and count == 1:
+            raise RuntimeError("fails on its first delivery")
         threading.Event().wait(seconds)  # the task's work
         ledger.record("finish", task_id, count)
 
@@ -108,10 +112,11 @@ def _run(
 def test_a_delete_refused_again_and_again_delays_no_other_delete(
     endpoint_url: str, sqs_client: Any, make_queue: Callable[..., str]
 ) -> None:
-    # Given 25 tasks of 0.3 s on a queue with a 3 s visibility timeout, run 4 at a time,
-    # and SQS refusing the delete of the first task that finishes, every time
+    # Given 20 tasks of 0.5 s on a queue with a 3 s visibility timeout, run one at a time
+    # (so fewer than ten deletes wait at once), and SQS refusing the delete of the first
+    # task that finishes, every time, while its retries back off to 5 s
     url = make_queue("refused-delete", VisibilityTimeout=3)
-    tasks = work_tasks(25, seconds=0.3)
+    tasks = work_tasks(20, seconds=0.5)
     send_tasks(sqs_client, url, tasks)
 
     # When a worker runs them all, and the refused one comes back and runs again
@@ -120,9 +125,9 @@ def test_a_delete_refused_again_and_again_delays_no_other_delete(
         url,
         "DeleteMessageBatch",
         tasks,
-        threads=4,
+        threads=1,
         done=lambda led: (
-            len(led.tasks("finish")) == 25 and queue_counts(sqs_client, url) == (0, 0, 0)
+            len(led.tasks("finish")) == 20 and queue_counts(sqs_client, url) == (0, 0, 0)
         ),
     )
 
@@ -137,19 +142,20 @@ def test_a_delete_refused_again_and_again_delays_no_other_delete(
     assert others_twice == []
     assert starts[refused_task] == 2  # its message came back after 3 s, and was deleted then
     print(
-        f"\nFAULT-FIGURES refused_delete tasks=25 lost={25 - len(ledger.tasks('finish'))} "
+        f"\nFAULT-FIGURES refused_delete tasks=20 lost={20 - len(ledger.tasks('finish'))} "
         f"other_duplicates={len(others_twice)} refused_task_runs={starts[refused_task]} "
         f"refusals={refuser.refusals} delete_calls={refuser.calls}"
     )
 
 
-def test_a_refused_heartbeat_delays_no_other_heartbeat(
+def test_a_refused_visibility_change_delays_no_heartbeat(
     endpoint_url: str, sqs_client: Any, make_queue: Callable[..., str]
 ) -> None:
-    # Given 5 tasks of 5 s on a queue with a 2 s visibility timeout (the heartbeat extends
-    # each every second), and SQS refusing every visibility change of one message
+    # Given 4 tasks of 6 s on a queue with a 2 s visibility timeout (the heartbeat extends
+    # each every second) and a task that fails at once, and SQS refusing every change of
+    # that task's visibility (its backoff), while the retries back off to 5 s
     url = make_queue("refused-beat", VisibilityTimeout=2)
-    tasks = work_tasks(5, seconds=5.0)
+    tasks = [{"task_id": "fails", "fail_first": True}, *work_tasks(4, seconds=6.0)]
     send_tasks(sqs_client, url, tasks)
 
     # When a worker runs them side by side
@@ -164,9 +170,11 @@ def test_a_refused_heartbeat_delays_no_other_heartbeat(
         ),
     )
 
-    # Then the refused message alone lost its lease (and ran again, as SQS redelivered it)
-    assert refuser.handle is not None and refuser.refusals >= 2
+    # Then the refused change was retried, and its message came back after the visibility
+    # timeout instead of its backoff, and ran again
+    assert refuser.handle is not None and refuser.refusals >= 4
     refused_task = handles[refuser.handle]
+    assert refused_task == "fails"
     starts = Counter(c.task_id for c in ledger.calls if c.event == "start")
     others_twice = sorted(t for t, n in starts.items() if n > 1 and t != refused_task)
     assert others_twice == []
@@ -177,7 +185,7 @@ def test_a_refused_heartbeat_delays_no_other_heartbeat(
     }
     assert first_deliveries == {t["task_id"] for t in tasks}
     print(
-        f"\nFAULT-FIGURES refused_heartbeat tasks=5 lost={5 - len(ledger.tasks('finish'))} "
+        f"\nFAULT-FIGURES refused_visibility_change tasks=5 lost={5 - len(ledger.tasks('finish'))} "
         f"other_duplicates={len(others_twice)} refused_task_runs={starts[refused_task]} "
         f"refusals={refuser.refusals} visibility_calls={refuser.calls}"
     )
