@@ -169,7 +169,7 @@ def test_close_stops_waiting_at_once_when_aborted() -> None:
     release = threading.Event()
     flusher = BatchFlusher(
         "ChangeMessageVisibilityBatch",
-        lambda entries: [] if release.wait(30) else [],
+        lambda entries: [] if release.wait(30) else [],  # noqa: RUF034 - blocks, then []
         URL,
         max_delay=0.0,
         workers=1,
