@@ -92,18 +92,23 @@ def every_line() -> Iterator[list[str]]:
         lg.setLevel(old)
 
 
-def _send_raw(client: Any, url: str, messages: list[tuple[str, dict[str, Any]]]) -> None:
-    for body, attributes in messages:  # as a hostile producer would: no sqsx checks
+def _hostile_queue(
+    client: Any, make_queue: Callable[..., str]
+) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+    """A queue with one message of each hostile kind, sent as a hostile producer would
+    (boto3 itself, no sqsx checks)."""
+    url = make_queue("huge")
+    messages = _hostile_messages()
+    for body, attributes in messages:
         client.send_message(QueueUrl=url, MessageBody=body, MessageAttributes=attributes)
+    return url, messages
 
 
 def test_polling_worker_lines_stay_short(
     sqs_client: Any, make_queue: Callable[..., str], every_line: list[str]
 ) -> None:
     # Given one message of each hostile kind on the queue
-    url = make_queue("huge")
-    messages = _hostile_messages()
-    _send_raw(sqs_client, url, messages)
+    url, messages = _hostile_queue(sqs_client, make_queue)
 
     # When a worker consumes them (each is unprocessable, deleted with an ERROR line)
     consumer = Consumer(_queue(url, sqs_client), max_threads=2)
@@ -124,9 +129,7 @@ def test_lambda_lines_stay_short(
 ) -> None:
     # Given the same messages as Lambda records, and a record whose attribute (of a
     # 256 KiB name) is not an object, as only a hand-written event can be
-    url = make_queue("huge-lambda")
-    messages = _hostile_messages()
-    _send_raw(sqs_client, url, messages)
+    url, messages = _hostile_queue(sqs_client, make_queue)
     event = lambda_event(sqs_client, url, len(messages))
     damaged = dict(event["Records"][0])
     damaged["messageId"] = "damaged"

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import queue_counts, wait_until
-from faultkit import Ledger, Workers, send_tasks, work_tasks
+from faultkit import Ledger, WorkerProcess, Workers, send_tasks, work_tasks
 from proxy import FaultProxy
 
 from sqsx.local import LocalSqs
@@ -41,8 +41,20 @@ def proxy(local_sqs: LocalSqs) -> Iterator[FaultProxy]:
     server.close()
 
 
-def _start(workers: Workers, proxy: FaultProxy, url: str, record: Path) -> Any:
-    return workers.start(
+def _stop_while_sqs_hangs(
+    sqs_client: Any,
+    make_queue: Callable[..., str],
+    proxy: FaultProxy,
+    workers: Workers,
+    record: Path,
+) -> tuple[WorkerProcess, str, list[dict[str, Any]]]:
+    """24 two-second tasks (6 s visibility timeout), eight of them running in a worker that
+    reaches SQS through the proxy (with sqsx's recommended client configuration); then SQS
+    stops answering altogether and the worker gets SIGTERM."""
+    url = make_queue("hang", VisibilityTimeout=6)
+    tasks = work_tasks(TASKS, seconds=2.0)
+    send_tasks(sqs_client, url, tasks)
+    worker = workers.start(
         proxy.url,
         url,
         record,
@@ -51,6 +63,17 @@ def _start(workers: Workers, proxy: FaultProxy, url: str, record: Path) -> Any:
         sqsx_config=True,  # the timeouts and retries sqsx recommends (sqsx.sqs.client_config)
         stop_timeout=STOP_TIMEOUT,
     )
+    assert wait_until(lambda: len(Ledger.load(record).running(worker.pid)) == THREADS, timeout=60)
+    proxy.outage(None, "stall")
+    worker.signal(signal.SIGTERM)
+    return worker, url, tasks
+
+
+def _drain(endpoint_url: str, url: str, record: Path, workers: Workers, proxy: FaultProxy) -> None:
+    """Once SQS answers again, a second worker drains the queue (directly)."""
+    proxy.close()
+    second = workers.start(endpoint_url, url, record, threads=THREADS, drain=True)
+    assert second.wait(90) == 0, second.log()[-3000:]
 
 
 def test_sigterm_is_bounded_when_sqs_hangs(
@@ -61,18 +84,9 @@ def test_sigterm_is_bounded_when_sqs_hangs(
     workers: Workers,
     tmp_path: Path,
 ) -> None:
-    # Given 24 two-second tasks (6 s visibility timeout), eight of them running in a
-    # worker that reaches SQS through the proxy
-    url = make_queue("hang", VisibilityTimeout=6)
-    tasks = work_tasks(TASKS, seconds=2.0)
-    send_tasks(sqs_client, url, tasks)
+    # Given a worker with eight tasks running, told to stop while SQS hangs
     record = tmp_path / "calls.txt"
-    worker = _start(workers, proxy, url, record)
-    assert wait_until(lambda: len(Ledger.load(record).running(worker.pid)) == THREADS, timeout=60)
-
-    # When SQS stops answering altogether, and the worker gets SIGTERM
-    proxy.outage(None, "stall")
-    worker.signal(signal.SIGTERM)
+    worker, url, tasks = _stop_while_sqs_hangs(sqs_client, make_queue, proxy, workers, record)
     signalled = time.monotonic()
 
     # Then it exits 0 within the documented bound, the handlers having finished
@@ -89,10 +103,8 @@ def test_sigterm_is_bounded_when_sqs_hangs(
     unconfirmed_deletes = int(lines[0][0])
     assert unconfirmed_deletes >= 1, "no delete was caught by the hang"
 
-    # When SQS answers again and a second worker drains the queue (directly)
-    proxy.close()
-    second = workers.start(endpoint_url, url, record, threads=THREADS, drain=True)
-    assert second.wait(90) == 0, second.log()[-3000:]
+    # When SQS answers again and a second worker drains the queue
+    _drain(endpoint_url, url, record, workers, proxy)
 
     # Then nothing was lost; what ran twice is what the hung worker held at the stop
     audit = Ledger.load(record).audit(t["task_id"] for t in tasks)
@@ -115,14 +127,8 @@ def test_a_second_sigterm_ends_at_once_when_sqs_hangs(
     tmp_path: Path,
 ) -> None:
     # Given a worker whose stop is waiting on SQS, which hangs
-    url = make_queue("hang-twice", VisibilityTimeout=6)
-    tasks = work_tasks(TASKS, seconds=2.0)
-    send_tasks(sqs_client, url, tasks)
     record = tmp_path / "calls.txt"
-    worker = _start(workers, proxy, url, record)
-    assert wait_until(lambda: len(Ledger.load(record).running(worker.pid)) == THREADS, timeout=60)
-    proxy.outage(None, "stall")
-    worker.signal(signal.SIGTERM)
+    worker, url, tasks = _stop_while_sqs_hangs(sqs_client, make_queue, proxy, workers, record)
     assert wait_until(lambda: "Starting graceful shutdown" in worker.log(), timeout=10)
     # the handlers finish, then the stop waits on the hung receive or flush
     assert wait_until(lambda: not Ledger.load(record).running(worker.pid), timeout=10)
@@ -139,9 +145,7 @@ def test_a_second_sigterm_ends_at_once_when_sqs_hangs(
     assert "stopped without SQS confirming" in worker.log()
 
     # And a drain afterwards loses nothing
-    proxy.close()
-    second = workers.start(endpoint_url, url, record, threads=THREADS, drain=True)
-    assert second.wait(90) == 0, second.log()[-3000:]
+    _drain(endpoint_url, url, record, workers, proxy)
     audit = Ledger.load(record).audit(t["task_id"] for t in tasks)
     assert audit.unfinished == frozenset()
     print(
