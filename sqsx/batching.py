@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from sqsx.clip import clip
 from sqsx.sqs import (
     MAX_BATCH_ENTRIES,
     BatchEntry,
@@ -203,7 +204,7 @@ class BatchFlusher:
             "%s refused, dropped: %s (%s)%s message_id=%s queue_url=%s",
             self._operation,
             failure.code,
-            failure.detail[:200],
+            clip(failure.detail, 200),
             "; its message is handled again after the visibility timeout"
             if failure.stale_handle and not failure.entry.lease
             else "",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from sqsx.backoff import MAX_VISIBILITY_TIMEOUT_SECONDS
+from sqsx.clip import clip
 
 if TYPE_CHECKING:
     from botocore.config import Config
@@ -290,7 +291,7 @@ def change_visibility_now(
                 if not is_sqs_error(err):
                     raise
                 refused = [
-                    EntryFailure(e, error_code(err), str(err)[:200], not is_transient(err))
+                    EntryFailure(e, error_code(err), clip(str(err), 200), not is_transient(err))
                     for e in todo
                 ]
             retry = [f for f in refused if f.retryable]

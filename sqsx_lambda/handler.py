@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from sqsx.clip import clip
 from sqsx.dispatch import Dispatcher, Outcome
 from sqsx.exceptions import ConfigurationError
 from sqsx.hooks import Hook
@@ -258,7 +259,7 @@ class LambdaHandler:
                     "ChangeMessageVisibilityBatch failed: %s (%s); the record keeps the queue's "
                     "visibility timeout message_id=%s queue_url=%s",
                     failure.code,
-                    failure.detail[:200],
+                    clip(failure.detail, 200),
                     failure.entry.message_id,
                     url,
                 )
