@@ -7,6 +7,7 @@ same things SQS does, with sqsx's own error, before any call.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -31,7 +32,15 @@ MAX_ATTRIBUTES = 10
 _MAX_NAME_CHARS = 256
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _RESERVED_PREFIXES = ("aws.", "amazon.")
-_OUTSIDE_SQS_SET = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+@functools.cache
+def _outside_sqs_set() -> re.Pattern[str]:
+    # The complement of SQS's set within what a Python str can hold, compiled on first use
+    # (not on import: a cold start of a function that never sends does not pay for it).
+    return re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 _DATA_TYPES = ("String", "Number", "Binary")
 
 
@@ -102,7 +111,7 @@ def _check_attribute(name: str, attribute: Mapping[str, Any]) -> None:
 
 
 def _check_text(what: str, text: str) -> None:
-    bad = _OUTSIDE_SQS_SET.search(text)
+    bad = _outside_sqs_set().search(text)
     if bad is not None:
         raise InvalidMessageError(
             f"{what} has a character SQS refuses, U+{ord(bad.group()):04X} at position "

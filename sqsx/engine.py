@@ -41,9 +41,9 @@ from sqsx.sqs import (
     is_permanent,
     is_sqs_error,
     read_depth,
-    read_timeout_problem,
 )
 from sqsx.stats import Stats
+from sqsx.timeouts import read_timeout_problem
 from sqsx.visibility import VisibilityKeeper
 
 if TYPE_CHECKING:

@@ -17,13 +17,8 @@ from conftest import CallCounter, fail_first_call, lambda_event, make_client, wa
 from sqsx import Queue, Retry
 from sqsx.backoff import MAX_VISIBILITY_TIMEOUT_SECONDS
 from sqsx.cli.target import make_client as cli_client
-from sqsx.sqs import (
-    BatchEntry,
-    capped_visibility,
-    change_visibility_now,
-    client_config,
-    read_timeout_problem,
-)
+from sqsx.sqs import BatchEntry, capped_visibility, change_visibility_now
+from sqsx.timeouts import client_config, read_timeout_problem
 from sqsx_lambda import LambdaHandler
 from sqsx_lambda.invoke import LocalContext
 

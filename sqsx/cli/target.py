@@ -129,7 +129,7 @@ def make_client(endpoint_url: str | None, *, region: str | None = None, pool: in
     """
     import boto3
 
-    from sqsx.sqs import client_config
+    from sqsx.timeouts import client_config
 
     local = bool(endpoint_url) and urlsplit(endpoint_url).hostname in _LOOPBACK_HOSTS
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
@@ -144,7 +144,7 @@ def make_client(endpoint_url: str | None, *, region: str | None = None, pool: in
         region_name=region,
         aws_access_key_id=key,
         aws_secret_access_key=secret,
-        # timeouts suited to a 20 s long poll (sqsx.sqs.client_config), not botocore's 60 s
+        # timeouts suited to a 20 s long poll (sqsx.timeouts.client_config), not botocore's 60 s
         config=client_config(max_pool_connections=pool),
     )
 

@@ -60,7 +60,7 @@ def _stop_while_sqs_hangs(
         record,
         threads=THREADS,
         polling_wait=POLL,
-        sqsx_config=True,  # the timeouts and retries sqsx recommends (sqsx.sqs.client_config)
+        sqsx_config=True,  # the timeouts and retries sqsx recommends (sqsx.timeouts.client_config)
         stop_timeout=STOP_TIMEOUT,
     )
     assert wait_until(lambda: len(Ledger.load(record).running(worker.pid)) == THREADS, timeout=60)

@@ -27,7 +27,7 @@ import boto3
 from botocore.config import Config
 
 from sqsx import ConsumeOptions, Queue
-from sqsx.sqs import client_config
+from sqsx.timeouts import client_config
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -47,7 +47,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sqsx-config",
         action="store_true",
-        help="use sqsx.sqs.client_config() (its timeouts and retries) instead of the above",
+        help="use sqsx.timeouts.client_config() (its timeouts and retries) instead of the above",
     )
     parser.add_argument("--stop-timeout", type=float, default=None, help="s (default: none)")
     parser.add_argument("--drain", action="store_true", help="exit once the queue is empty")
