@@ -112,6 +112,16 @@ class OutgoingMessage:
         check_message(body, attributes)
         return cls(body, dict(attributes or {}), delay_seconds, group_id, deduplication_id)
 
+    def checked(self) -> OutgoingMessage:
+        """This message, after checking it against SQS's rules again (for a message a
+        ``before_send`` hook changed: an added attribute may be the eleventh).
+
+        Raises:
+            InvalidMessageError: see ``sqsx.attributes.check_message``.
+        """
+        check_message(self.body, self.attributes)
+        return self
+
     @property
     def size(self) -> int:
         """Bytes SQS counts for this message."""

@@ -8,6 +8,7 @@ the sends that pass them are proven against the server.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,8 @@ from conftest import CallCounter
 from sqsx import Queue, RawMessage, RawQueue, SqsxError, TaskMessage
 from sqsx.attributes import MAX_ATTRIBUTES, check_message
 from sqsx.exceptions import InvalidMessageError
+from sqsx.hooks import Hook
+from sqsx.sending import OutgoingMessage
 
 
 def _string(value: str = "v") -> dict[str, str]:
@@ -136,3 +139,44 @@ def test_every_send_path_refuses_before_any_call(
 
     # Then no SQS call was made (a batch sends nothing, not even its valid entries)
     assert sum(call_counter.counts.values()) == 0
+
+
+class AddsAttribute(Hook):
+    """A ``before_send`` hook that adds one attribute, as tracing does (``traceparent``)."""
+
+    def before_send(self, outgoing: OutgoingMessage) -> OutgoingMessage:
+        extra = {"traceparent": _string("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")}
+        return dataclasses.replace(outgoing, attributes={**outgoing.attributes, **extra})
+
+
+@pytest.mark.parametrize(
+    "send",
+    [
+        pytest.param(lambda q: q.send_task("work", {}, attributes=_attributes(9)), id="one"),
+        pytest.param(
+            lambda q: q.send_tasks([TaskMessage("work", attributes=_attributes(9))]), id="batch"
+        ),
+    ],
+)
+def test_attributes_a_hook_adds_are_counted(
+    send: Callable[[Queue], object],
+    sqs_client: Any,
+    make_queue: Callable[..., str],
+    call_counter: CallCounter,
+) -> None:
+    # Given a task with TaskName and 9 attributes of its own, and a hook adding an 11th
+    queue = Queue(url=make_queue("hooked"), sqs_client=sqs_client, hooks=[AddsAttribute()])
+    call_counter.counts.clear()
+
+    # When it is sent, then it is refused before any call
+    with pytest.raises(InvalidMessageError, match="at most 10 message attributes, got 11"):
+        send(queue)
+    assert sum(call_counter.counts.values()) == 0
+
+    # And with one attribute fewer it reaches the server with all ten
+    queue.send_task("work", {}, attributes=_attributes(8))
+    message = sqs_client.receive_message(
+        QueueUrl=queue.url, MessageAttributeNames=["All"], WaitTimeSeconds=1
+    )["Messages"][0]
+    assert "traceparent" in message["MessageAttributes"]
+    assert len(message["MessageAttributes"]) == 10
