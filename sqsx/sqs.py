@@ -224,36 +224,36 @@ def change_visibility_now(
     """``change_visibility_batch`` made synchronously, with bounded retries (for a caller
     that must answer before a deadline, as the Lambda runtime does).
 
-    Each chunk of ten is sent on its own; a call that fails with throttling, a 5xx or a
-    network error, and entries refused on SQS's side, are tried again after
-    ``retry_delay``, up to ``attempts`` tries in all and only while the next try can
-    start before ``deadline`` (``time.monotonic()``; ``None``: no deadline).
+    Every entry's first attempt is made before any retry (ten to a call); then a call that
+    failed with throttling, a 5xx or a network error, and entries refused on SQS's side,
+    are tried again after ``retry_delay``, up to ``attempts`` tries in all and only while
+    the next try can start before ``deadline`` (``time.monotonic()``; ``None``: none).
 
     Returns what was not done, one ``EntryFailure`` per entry: SQS's code for a refused
     entry, the error code for a call that failed for good. Never raises for an SQS error.
     """
     failed: list[EntryFailure] = []
-    for chunk in _chunks(entries):
-        todo: Sequence[BatchEntry] = chunk
-        for attempt in range(1, attempts + 1):
+    todo: Sequence[BatchEntry] = entries
+    for attempt in range(1, attempts + 1):
+        retry: list[EntryFailure] = []
+        for chunk in _chunks(todo):
             try:
-                refused = change_visibility_batch(client, queue_url, todo)
+                refused = change_visibility_batch(client, queue_url, chunk)
             except Exception as err:
                 if not is_sqs_error(err):
                     raise
+                detail = clip(str(err), 200)
                 refused = [
-                    EntryFailure(e, error_code(err), clip(str(err), 200), not is_transient(err))
-                    for e in todo
+                    EntryFailure(e, error_code(err), detail, not is_transient(err)) for e in chunk
                 ]
-            retry = [f for f in refused if f.retryable]
+            retry += [f for f in refused if f.retryable]
             failed += [f for f in refused if not f.retryable]
-            delay = retry_delay(attempt)
-            out_of_time = deadline is not None and time.monotonic() + delay >= deadline
-            if not retry or attempt == attempts or out_of_time:
-                failed += retry
-                break
-            sleep(delay)
-            todo = [f.entry for f in retry]
+        delay = retry_delay(attempt)
+        out_of_time = deadline is not None and time.monotonic() + delay >= deadline
+        if not retry or attempt == attempts or out_of_time:
+            return failed + retry
+        sleep(delay)
+        todo = [f.entry for f in retry]
     return failed
 
 

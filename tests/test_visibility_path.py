@@ -80,6 +80,33 @@ def test_a_throttled_or_failed_call_is_tried_again(
     assert _received_ids(client, url) == [entries[0].message_id]
 
 
+def test_a_failed_call_delays_no_other_entry_s_first_attempt(
+    endpoint_url: str, make_queue: Callable[..., str]
+) -> None:
+    # Given 12 received messages and a client whose first visibility call (the first ten)
+    # is throttled
+    client = make_client(endpoint_url, retries={"total_max_attempts": 1})
+    url = make_queue("first-attempts", VisibilityTimeout=60)
+    for n in range(12):
+        client.send_message(QueueUrl=url, MessageBody=f"m{n}")
+    entries = _received(client, url, 12)
+    fail_first_call(client, "ChangeMessageVisibilityBatch", "ThrottlingException", 400)
+    timeline: list[str] = []
+    client.meta.events.register(
+        "before-parameter-build.sqs.ChangeMessageVisibilityBatch",
+        lambda params, **_: timeline.append(f"call:{len(params['Entries'])}"),
+    )
+
+    # When all 12 are made visible
+    refused = change_visibility_now(
+        client, url, entries, sleep=lambda seconds: timeline.append("wait")
+    )
+
+    # Then the last two had their first attempt before the wait for the retry of the ten
+    assert timeline == ["call:10", "call:2", "wait", "call:10"]
+    assert refused == []
+
+
 def test_retries_stop_at_the_attempt_bound_and_at_the_deadline(
     endpoint_url: str, make_queue: Callable[..., str]
 ) -> None:
