@@ -5,7 +5,11 @@ A task travels as:
 - body: URL-safe base64 of the JSON object ``{"kwargs": {...}}`` (as sqsx 0.7 writes it);
 - message attribute ``TaskName``: ``{"DataType": "String", "StringValue": <task name>}``.
 
-JSON is the only serialisation: nothing received is unpickled or evaluated.
+JSON is the only serialisation: nothing received is unpickled or evaluated. What JSON
+itself leaves loose is refused both ways, so every message means one thing to every
+reader: ``NaN``/``Infinity`` (not JSON; other parsers reject them) and numbers too large
+for a float, a lone UTF-16 surrogate (a string that cannot be UTF-8 encoded), and, when
+reading, duplicate keys in an object (parsers disagree on which one wins).
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+from sqsx.clip import shown
 from sqsx.exceptions import MessageDecodeError, MessageTooLargeError
 
 __all__ = [
@@ -55,15 +61,34 @@ def encode_kwargs(kwargs: Mapping[str, Any]) -> str:
     serialises them to JSON.
 
     Raises:
-        TypeError: a value cannot be written as JSON (the message names its type).
+        TypeError: a value cannot be written as JSON (the message names its type), or is
+            a float JSON has no number for (``nan``, ``inf``), or a string holds a lone
+            surrogate (it cannot be UTF-8 encoded).
     """
     try:
-        payload = json.dumps({"kwargs": dict(kwargs)}, default=_jsonable)
+        payload = json.dumps({"kwargs": dict(kwargs)}, default=_jsonable, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise TypeError(f"task kwargs must be JSON-serialisable: {err}") from err
     except Exception as err:  # pydantic_core's PydanticSerializationError
         raise TypeError(f"task kwargs must be JSON-serialisable: {err}") from err
+    if _SURROGATE_ESCAPE.search(payload) is not None and _has_lone_surrogate(payload):
+        raise TypeError("task kwargs must be JSON-serialisable: a string has a lone surrogate")
     return base64.urlsafe_b64encode(payload.encode("utf-8")).decode("ascii")
+
+
+# json writes every character outside ASCII as \uXXXX; a surrogate (paired or not)
+# as \uD800-\uDFFF. Only then is the exact (slower) check needed.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_BIG_EXPONENT = re.compile(rb"[eE][+-]?[0-9]{3}")
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    """True when the JSON ``text`` decodes to a string with a lone surrogate."""
+    try:
+        json.dumps(json.loads(text), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _jsonable(value: Any) -> Any:
@@ -107,13 +132,21 @@ def decode_task(body: str | None, attributes: Mapping[str, Any] | None) -> Task:
     except binascii.Error as err:
         raise MessageDecodeError(f"body is not base64: {err}") from err
     try:
-        payload = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        payload = json.loads(
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_no_constant,
+            parse_float=_finite if _BIG_EXPONENT.search(raw) else None,
+        )
     except UnicodeDecodeError as err:
         raise MessageDecodeError(f"body is not UTF-8 text: {err.reason}") from err
     except RecursionError as err:
         raise MessageDecodeError("body JSON is nested too deeply") from err
     except ValueError as err:
         raise MessageDecodeError(f"body is not JSON: {err}") from err
+    if _SURROGATE_ESCAPE.search(text) is not None and _has_lone_surrogate(text):
+        raise MessageDecodeError("body JSON has a string with a lone surrogate (not UTF-8)")
     if type(payload) is not dict:
         raise MessageDecodeError(f"body JSON is a {type(payload).__name__}, not an object")
     if "kwargs" not in payload:
@@ -122,6 +155,28 @@ def decode_task(body: str | None, attributes: Mapping[str, Any] | None) -> Task:
     if type(kwargs) is not dict:
         raise MessageDecodeError(f'"kwargs" is a {type(kwargs).__name__}, not an object')
     return Task(name=name, kwargs=kwargs)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise MessageDecodeError(f"body JSON has the key {shown(key)} twice in an object")
+            seen.add(key)
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise MessageDecodeError(f"body JSON has {name}, which is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if number in (math.inf, -math.inf):
+        raise MessageDecodeError(f"body JSON has a number too large for a float: {shown(text)}")
+    return number
 
 
 # Both alphabets are read: URL-safe (what sqsx writes) and standard.
@@ -151,7 +206,7 @@ def _task_name(attributes: Mapping[str, Any] | None) -> str:
     data_type = attribute.get("DataType")
     if not isinstance(data_type, str) or not data_type.startswith("String"):
         raise MessageDecodeError(
-            f"message attribute {TASK_NAME_ATTRIBUTE} has DataType {data_type!r}, not String"
+            f"message attribute {TASK_NAME_ATTRIBUTE} has DataType {shown(data_type)}, not String"
         )
     value = attribute.get("StringValue")
     if not isinstance(value, str) or not value:

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqsx.aio import EventLoopThread
 from sqsx.backoff import BackoffPolicy
+from sqsx.clip import shown
 from sqsx.codec import decode_task
 from sqsx.exceptions import (
     HandlerResultError,
@@ -307,7 +308,7 @@ class TaskDispatcher(Dispatcher):
         task = decode_task(message.raw.get("Body"), message.raw.get("MessageAttributes"))
         handler = self.registry.get(task.name)
         if handler is None:
-            raise UnknownTaskError(f"no handler registered for task {task.name!r}")
+            raise UnknownTaskError(f"no handler registered for task {shown(task.name)}")
         context: dict[str, Any] = {
             "queue_url": self.queue_url,
             "task_name": task.name,

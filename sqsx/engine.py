@@ -45,6 +45,7 @@ from sqsx.sqs import (
     read_depth,
 )
 from sqsx.stats import Stats
+from sqsx.timeouts import read_timeout_problem
 from sqsx.visibility import VisibilityKeeper
 
 if TYPE_CHECKING:
@@ -123,6 +124,9 @@ class Engine:
             QueueUnavailableError: SQS answered with an error retrying cannot fix.
         """
         options = self._options
+        problem = read_timeout_problem(self._client, options.polling_wait_seconds)
+        if problem:  # the user's client is kept: boto3 has no per-call timeouts
+            logger.warning("%s queue_url=%s", problem, self._url)
         # Every receive asks for this timeout, so the lease always matches the heartbeat,
         # even when the queue's own setting could not be read.
         self._visibility_timeout = options.visibility_timeout or self._queue_visibility_timeout()
@@ -471,9 +475,20 @@ class Engine:
         for receiver in receivers:
             while receiver.is_alive() and not self._force.is_set() and time.monotonic() < limit:
                 receiver.join(0.05)
+        abandoned = sum(r.is_alive() for r in receivers)
         self._timer_done.set()
         flush_deadline = time.monotonic() + _FLUSH_SECONDS
-        self._deletes.close(flush_deadline)
-        self._keeper.close(flush_deadline)
+        deletes = self._deletes.close(flush_deadline, self._force)
+        changes = self._keeper.close(flush_deadline, self._force)
+        if deletes or changes or abandoned:
+            logger.warning(
+                "stopped without SQS confirming %d deletes and %d visibility changes, %d "
+                "receives in flight abandoned; those messages are handled again after their "
+                "visibility timeout queue_url=%s",
+                deletes,
+                changes,
+                abandoned,
+                self._url,
+            )
         for thread in threads:
             thread.join(0.1)

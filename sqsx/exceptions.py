@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigurationError",
     "HandlerResultError",
+    "InvalidMessageError",
     "MessageDecodeError",
     "MessageTooLargeError",
     "NoRetry",
@@ -107,3 +108,9 @@ class TimeLimitExceeded(BaseException):
 
 class NoRetry(Exception):
     """Raised by a handler to delete its message without retrying it (logged at INFO)."""
+
+
+class InvalidMessageError(SqsxError, ValueError):
+    """A message SQS would refuse, caught before sending: more than 10 message attributes,
+    an attribute name SQS forbids, or a character outside SQS's allowed set (a
+    ``ValueError``; the text says which rule was broken)."""

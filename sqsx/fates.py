@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Literal
 
 from sqsx.backoff import BackoffPolicy
+from sqsx.clip import clip
 from sqsx.exceptions import NoRetry, Retry, UnprocessableMessageError
 from sqsx.message import Message
 from sqsx.outcome import Outcome, Verdict
@@ -168,4 +169,4 @@ def _task_name_or_dash(message: Message) -> str:
     """The TaskName attribute for log lines, whatever shape it came in; ``-`` if none."""
     attribute = (message.raw.get("MessageAttributes") or {}).get("TaskName")
     value = attribute.get("StringValue") if isinstance(attribute, Mapping) else None
-    return value[:200] if isinstance(value, str) and value else "-"
+    return clip(value) if isinstance(value, str) and value else "-"

@@ -330,13 +330,13 @@ class BaseQueue:
         self.dispatcher.hooks = self._hooks
 
     def _send(self, message: OutgoingMessage) -> Any:
-        message = self._hooks.send(message)
+        message = self._hooks.send(message).checked() if self._hooks else message
         check_size(message.body, message.attributes, self.max_message_bytes)
         return self._client.send_message(QueueUrl=self.url, **message.params())
 
     def _send_many(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         if self._hooks:
-            messages = [self._hooks.send(message) for message in messages]
+            messages = [self._hooks.send(message).checked() for message in messages]
         return send_batch(
             self._client, self.url, messages, max_message_bytes=self.max_message_bytes
         )

@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqsx.attributes import check_message
 from sqsx.codec import DEFAULT_MAX_MESSAGE_BYTES, TASK_NAME_ATTRIBUTE, message_size
-from sqsx.sqs import MAX_BATCH_ENTRIES, SqsClient, error_code, is_transient
+from sqsx.sqs import MAX_BATCH_ENTRIES, SqsClient, error_code, is_transient, retry_delay
 
 __all__ = [
     "MAX_DELAY_SECONDS",
@@ -30,7 +31,6 @@ logger = logging.getLogger("sqsx.sending")
 #: SQS's largest per-message delay: 15 minutes.
 MAX_DELAY_SECONDS = 900
 _ATTEMPTS = 4
-_RETRY_BASE_SECONDS = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +81,9 @@ class OutgoingMessage:
         group_id: str | None = None,
         deduplication_id: str | None = None,
     ) -> OutgoingMessage:
-        """Check the options for a FIFO (``fifo=True``) or standard queue.
+        """Check the message against SQS's rules (``sqsx.attributes.check_message``:
+        at most 10 attributes, names and characters SQS accepts) and the options for a
+        FIFO (``fifo=True``) or standard queue.
 
         Args:
             body: the message body.
@@ -107,7 +109,18 @@ class OutgoingMessage:
             raise ValueError("a FIFO queue needs a group_id for every message")
         if deduplication_id is not None and not fifo:
             raise ValueError("deduplication_id applies to FIFO queues only")
+        check_message(body, attributes)
         return cls(body, dict(attributes or {}), delay_seconds, group_id, deduplication_id)
+
+    def checked(self) -> OutgoingMessage:
+        """This message, after checking it against SQS's rules again (for a message a
+        ``before_send`` hook changed: an added attribute may be the eleventh).
+
+        Raises:
+            InvalidMessageError: see ``sqsx.attributes.check_message``.
+        """
+        check_message(self.body, self.attributes)
+        return self
 
     @property
     def size(self) -> int:
@@ -196,7 +209,7 @@ def send_batch(
         if not todo:
             break
         if attempt > 1:
-            time.sleep(_RETRY_BASE_SECONDS * 2 ** (attempt - 2))
+            time.sleep(retry_delay(attempt - 1))
         retry: list[int] = []
         blocked: set[str] = set()  # FIFO groups with an entry waiting for another try
         for chunk in _pack(todo, messages, max_request_bytes):

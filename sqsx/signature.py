@@ -16,12 +16,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqsx.clip import clip, shown
 from sqsx.exceptions import TaskArgumentsError
 
 if TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
 
 __all__ = ["TaskSignature", "signature_of"]
+
+# The longest list of problems quoted in a TaskArgumentsError (then a marker).
+MAX_REASON_CHARS = 600
 
 
 class TaskSignature:
@@ -53,7 +57,7 @@ class TaskSignature:
         )
         if problem:
             raise TaskArgumentsError(
-                f"kwargs do not fit the handler of task {task_name!r}: {problem}"
+                f"kwargs do not fit the handler of task {shown(task_name)}: {problem}"
             )
         if self._model is None:
             return dict(kwargs)
@@ -63,7 +67,7 @@ class TaskSignature:
             validated = self._model.model_validate(kwargs)
         except ValidationError as err:
             raise TaskArgumentsError(
-                f"kwargs of task {task_name!r} are invalid: {_describe(err)}"
+                f"kwargs of task {shown(task_name)} are invalid: {_describe(err)}"
             ) from err
         converted = {name: getattr(validated, name) for name in type(validated).model_fields}
         converted.update(validated.model_extra or {})
@@ -107,7 +111,7 @@ class _Shape:
         if not self.extra:
             unexpected = kwargs.keys() - self.names
             if unexpected:
-                return f"got an unexpected keyword argument {min(unexpected)!r}"
+                return f"got an unexpected keyword argument {shown(min(unexpected))}"
         return None
 
 
@@ -118,8 +122,8 @@ _POSITIONAL = (_KIND.POSITIONAL_ONLY, _KIND.POSITIONAL_OR_KEYWORD, _KIND.VAR_POS
 def _bind_problem(signature: inspect.Signature, kwargs: Mapping[str, Any]) -> str | None:
     try:
         signature.bind(None, **kwargs)
-    except TypeError as err:
-        return str(err)
+    except TypeError as err:  # its text quotes a kwarg name from the wire
+        return clip(str(err), 2 * MAX_REASON_CHARS // 3)
     return None
 
 
@@ -170,6 +174,7 @@ def _describe(err: ValidationError) -> str:
     """The failing fields and why, without the offending values (they may be sensitive)."""
     parts = []
     for error in err.errors(include_url=False, include_input=False):
-        location = ".".join(str(part) for part in error["loc"]) or "(kwargs)"
-        parts.append(f"{location}: {error['msg']}")
-    return "; ".join(parts)
+        # a location names kwargs and dict keys from the wire
+        location = ".".join(clip(str(part), 40) for part in error["loc"]) or "(kwargs)"
+        parts.append(f"{clip(location)}: {clip(error['msg'])}")
+    return clip("; ".join(parts), MAX_REASON_CHARS)

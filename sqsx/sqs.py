@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+
+from sqsx.backoff import MAX_VISIBILITY_TIMEOUT_SECONDS
+from sqsx.clip import clip
 
 __all__ = [
     "BatchEntry",
     "EntryFailure",
     "QueueDepth",
     "SqsClient",
+    "capped_visibility",
     "change_visibility_batch",
+    "change_visibility_now",
     "delete_batch",
     "error_code",
     "is_missing_queue",
     "is_permanent",
     "is_transient",
     "read_depth",
+    "retry_delay",
 ]
 
 #: SQS's limit on entries in one batch request.
@@ -75,6 +83,40 @@ class EntryFailure:
     code: str
     detail: str
     sender_fault: bool
+
+    @property
+    def stale_handle(self) -> bool:
+        """True when SQS no longer knows the receipt handle (deleted, expired, redelivered):
+        no retry can succeed."""
+        return self.code in _STALE_HANDLE_CODES or (
+            self.code == "InvalidParameterValue" and "ReceiptHandle" in self.detail
+        )
+
+    @property
+    def retryable(self) -> bool:
+        """True when the same entry may succeed later (a refusal on SQS's side)."""
+        return not self.sender_fault and not self.stale_handle
+
+
+# Entry codes for a receipt handle SQS no longer honours.
+_STALE_HANDLE_CODES = frozenset({"ReceiptHandleIsInvalid", "MessageNotInflight"})
+
+#: A failed call or refused entry is tried again after 0.2 s, 0.4 s, 0.8 s, ... (at most 5 s).
+RETRY_BASE_SECONDS = 0.2
+RETRY_CAP_SECONDS = 5.0
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds to wait before the next try after ``failures`` failed tries (1 or more)."""
+    exponent = min(max(failures, 1) - 1, 8)
+    return min(RETRY_BASE_SECONDS * float(2**exponent), RETRY_CAP_SECONDS)
+
+
+def capped_visibility(seconds: int, held_seconds: float = 0.0) -> int:
+    """``seconds`` cut to what SQS accepts for a message received ``held_seconds`` ago:
+    a visibility timeout may not reach past 12 hours (43,200 s) from the receive."""
+    left = MAX_VISIBILITY_TIMEOUT_SECONDS - math.ceil(max(held_seconds, 0.0))
+    return max(min(int(seconds), left), 0)
 
 
 def error_code(err: BaseException) -> str:
@@ -150,7 +192,8 @@ def change_visibility_batch(
 ) -> list[EntryFailure]:
     """Set each entry's visibility timeout with ChangeMessageVisibilityBatch, ten per call.
 
-    Returns the entries SQS refused; raises like ``delete_batch`` when a call fails whole.
+    Timeouts are cut to SQS's 0 to 43,200 s (``capped_visibility``). Returns the entries
+    SQS refused; raises like ``delete_batch`` when a call fails whole.
     """
     failures: list[EntryFailure] = []
     for chunk in _chunks(entries):
@@ -160,13 +203,58 @@ def change_visibility_batch(
                 {
                     "Id": str(i),
                     "ReceiptHandle": e.receipt_handle,
-                    "VisibilityTimeout": e.visibility_timeout,
+                    "VisibilityTimeout": capped_visibility(e.visibility_timeout),
                 }
                 for i, e in enumerate(chunk)
             ],
         )
         failures.extend(_failures(chunk, response))
     return failures
+
+
+def change_visibility_now(
+    client: SqsClient,
+    queue_url: str,
+    entries: Sequence[BatchEntry],
+    *,
+    attempts: int = 4,
+    deadline: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[EntryFailure]:
+    """``change_visibility_batch`` made synchronously, with bounded retries (for a caller
+    that must answer before a deadline, as the Lambda runtime does).
+
+    Every entry's first attempt is made before any retry (ten to a call); then a call that
+    failed with throttling, a 5xx or a network error, and entries refused on SQS's side,
+    are tried again after ``retry_delay``, up to ``attempts`` tries in all and only while
+    the next try can start before ``deadline`` (``time.monotonic()``; ``None``: none).
+
+    Returns what was not done, one ``EntryFailure`` per entry: SQS's code for a refused
+    entry, the error code for a call that failed for good. Never raises for an SQS error.
+    """
+    failed: list[EntryFailure] = []
+    todo: Sequence[BatchEntry] = entries
+    for attempt in range(1, attempts + 1):
+        retry: list[EntryFailure] = []
+        for chunk in _chunks(todo):
+            try:
+                refused = change_visibility_batch(client, queue_url, chunk)
+            except Exception as err:
+                if not is_sqs_error(err):
+                    raise
+                detail = clip(str(err), 200)
+                refused = [
+                    EntryFailure(e, error_code(err), detail, not is_transient(err)) for e in chunk
+                ]
+            retry += [f for f in refused if f.retryable]
+            failed += [f for f in refused if not f.retryable]
+        delay = retry_delay(attempt)
+        out_of_time = deadline is not None and time.monotonic() + delay >= deadline
+        if not retry or attempt == attempts or out_of_time:
+            return failed + retry
+        sleep(delay)
+        todo = [f.entry for f in retry]
+    return failed
 
 
 def _chunks(entries: Sequence[BatchEntry]) -> list[Sequence[BatchEntry]]:

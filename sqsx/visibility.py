@@ -12,10 +12,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqsx.backoff import MAX_VISIBILITY_TIMEOUT_SECONDS
 from sqsx.batching import BatchFlusher
 from sqsx.message import Message
-from sqsx.sqs import BatchEntry, EntryFailure, SqsClient, change_visibility_batch
+from sqsx.sqs import (
+    BatchEntry,
+    EntryFailure,
+    SqsClient,
+    capped_visibility,
+    change_visibility_batch,
+)
 
 __all__ = ["VisibilityKeeper"]
 
@@ -67,8 +72,8 @@ class VisibilityKeeper:
         with self._lock:
             lease = self._leases.pop(message.receipt_handle, None)
         if lease is not None and seconds:
-            left = lease.first_received + MAX_VISIBILITY_TIMEOUT_SECONDS - time.monotonic()
-            seconds = max(min(seconds, int(left) - _CAP_MARGIN_SECONDS), 0)
+            held = time.monotonic() - lease.first_received + _CAP_MARGIN_SECONDS
+            seconds = capped_visibility(seconds, held)
         self._flusher.add(BatchEntry(message.message_id, message.receipt_handle, seconds))
 
     def held(self) -> list[Message]:
@@ -88,8 +93,7 @@ class VisibilityKeeper:
             for lease in self._leases.values():
                 if lease.expires_at - now > self._timeout / 2:
                     continue
-                remaining_cap = lease.first_received + MAX_VISIBILITY_TIMEOUT_SECONDS - now
-                seconds = int(min(self._timeout, remaining_cap))
+                seconds = capped_visibility(self._timeout, now - lease.first_received)
                 if seconds <= 0:
                     continue
                 lease.expires_at = now + seconds
@@ -102,11 +106,12 @@ class VisibilityKeeper:
             self._flusher.add(entry)
         self._flusher.tick()
 
-    def close(self, deadline: float) -> None:
-        """Send every pending change, retrying until ``deadline`` (``time.monotonic()``)."""
+    def close(self, deadline: float, abort: threading.Event | None = None) -> int:
+        """Send every pending change, retrying until ``deadline`` (``time.monotonic()``) or
+        until ``abort`` is set; returns the changes SQS did not confirm."""
         with self._lock:
             self._leases.clear()
-        self._flusher.close(deadline)
+        return self._flusher.close(deadline, abort)
 
     def _send(self, entries: Sequence[BatchEntry]) -> list[EntryFailure]:
         with self._lock:

@@ -20,18 +20,19 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from sqsx.backoff import MAX_VISIBILITY_TIMEOUT_SECONDS
+from sqsx.clip import clip
 from sqsx.dispatch import AbandonFn, Dispatcher, Outcome
 from sqsx.exceptions import ConfigurationError
 from sqsx.hooks import Hook
 from sqsx.message import Message
 from sqsx.ordering import is_fifo
-from sqsx.sqs import MAX_BATCH_ENTRIES, BatchEntry, change_visibility_batch, error_code
+from sqsx.sqs import BatchEntry, capped_visibility, change_visibility_now
 from sqsx_lambda.records import RecordError, queue_url_for, read_record, records_of
 from sqsx_lambda.runner import BatchRunner, Fate, Job, RecordResult
 
@@ -57,7 +58,7 @@ DEFAULT_DEADLINE_MARGIN_MS = 1_000
 _MAX_THREADS_LIMIT = 1024
 # SQS refuses a visibility reaching past 12 h from the receive; the event source mapping
 # received these records up to a 5-minute batching window plus a 15-minute invocation ago.
-_LONGEST_BACKOFF_SECONDS = MAX_VISIBILITY_TIMEOUT_SECONDS - 20 * 60
+_LONGEST_HOLD_SECONDS = 20 * 60
 
 
 class BatchItemFailure(TypedDict):
@@ -217,7 +218,7 @@ class LambdaHandler:
         with self._invocation_span(jobs):
             results = self._runner.run(jobs, context, ordered_groups=fifo)
         urls = [self._url_for(record) for record in records]
-        self._change_visibility(results, urls)
+        self._change_visibility(results, urls, context)
         _log_summary(results, urls[0])
         if self._metrics is not None:
             self._metrics.record(results, urls[0])
@@ -270,8 +271,11 @@ class LambdaHandler:
             return self._queue_url
         return queue_url_for(record.get("eventSourceARN"), self._own_url)
 
-    def _change_visibility(self, results: Sequence[RecordResult], urls: Sequence[str]) -> None:
-        """One ChangeMessageVisibilityBatch per ten records to hide or release, per queue."""
+    def _change_visibility(
+        self, results: Sequence[RecordResult], urls: Sequence[str], context: Any
+    ) -> None:
+        """Hide or release the records that need it, ten to a ChangeMessageVisibilityBatch
+        per queue, retried (throttling, 5xx, network) while the invocation has time."""
         entries: dict[str, list[BatchEntry]] = defaultdict(list)
         for result, url in zip(results, urls, strict=True):
             seconds = result.visibility_timeout
@@ -285,33 +289,38 @@ class LambdaHandler:
                     url,
                 )
                 continue
-            seconds = min(seconds, _LONGEST_BACKOFF_SECONDS)
+            seconds = capped_visibility(seconds, _LONGEST_HOLD_SECONDS)
             entries[url].append(BatchEntry(message.message_id, message.receipt_handle, seconds))
+        deadline = self._visibility_deadline(context)
         for url, batch in entries.items():
-            for start in range(0, len(batch), MAX_BATCH_ENTRIES):
-                self._send_chunk(url, batch[start : start + MAX_BATCH_ENTRIES])
+            try:
+                refused = change_visibility_now(self._client, url, batch, deadline=deadline)
+            except Exception:  # the response must still go out: the records stay reported
+                logger.exception(
+                    "ChangeMessageVisibilityBatch raised; these records keep the queue's "
+                    "visibility timeout message_ids=%s queue_url=%s",
+                    ",".join(entry.message_id for entry in batch),
+                    url,
+                )
+                continue
+            for failure in refused:
+                logger.error(
+                    "ChangeMessageVisibilityBatch failed: %s (%s); the record keeps the queue's "
+                    "visibility timeout message_id=%s queue_url=%s",
+                    failure.code,
+                    clip(failure.detail, 200),
+                    failure.entry.message_id,
+                    url,
+                )
 
-    def _send_chunk(self, url: str, chunk: Sequence[BatchEntry]) -> None:
-        try:
-            refused = change_visibility_batch(self._client, url, chunk)
-        except Exception as err:  # the response must still go out: the records stay reported
-            logger.error(
-                "ChangeMessageVisibilityBatch failed: %s; these records keep the queue's "
-                "visibility timeout message_ids=%s queue_url=%s",
-                error_code(err),
-                ",".join(entry.message_id for entry in chunk),
-                url,
-                exc_info=logger.isEnabledFor(logging.DEBUG),
-            )
-            return
-        for failure in refused:
-            logger.error(
-                "SQS refused a visibility change: %s %s message_id=%s queue_url=%s",
-                failure.code,
-                failure.detail,
-                failure.entry.message_id,
-                url,
-            )
+    def _visibility_deadline(self, context: Any) -> float | None:
+        """When the visibility retries must stop: half the deadline margin before the end
+        of the invocation (``None`` without a Lambda context)."""
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        if not callable(remaining):
+            return None
+        left_ms = max(int(remaining()) - self.deadline_margin_ms / 2, 0)
+        return time.monotonic() + left_ms / 1000
 
 
 def _tracing_hook(hooks: Sequence[Hook]) -> Tracing:

@@ -62,7 +62,7 @@ class SqsxBatchProcessor(BatchProcessor):
 
     Args:
         sqs_client: boto3 SQS client for the visibility changes (default: ``boto3.client
-            ("sqs")``, created on the first batch).
+            ("sqs", config=sqsx.timeouts.client_config())``, created on the first batch).
         queue_url: the queue's URL (default: derived from the records' ``eventSourceARN``;
             give it for a local server or a VPC endpoint).
         max_threads: records processed at once (default: ``default_max_threads()``; 1 runs
@@ -166,7 +166,9 @@ class SqsxBatchProcessor(BatchProcessor):
                 if client is None:
                     import boto3
 
-                    client = boto3.client("sqs")
+                    from sqsx.timeouts import client_config
+
+                    client = boto3.client("sqs", config=client_config())
                 low, high = self._backoff
                 queue = RawQueue(
                     url=url,

@@ -15,6 +15,7 @@ import binascii
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqsx.clip import shown
 from sqsx.codec import is_object
 from sqsx.exceptions import SqsxError, UnprocessableMessageError
 from sqsx.message import Message, receive_count_of
@@ -188,10 +189,10 @@ def to_boto3(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def _attribute_to_boto3(name: str, value: object) -> dict[str, Any]:
     if not is_object(value):
-        raise ValueError(f"message attribute {name!r} is not an object")
+        raise ValueError(f"message attribute {shown(name)} is not an object")
     data_type = value.get("dataType")
     if not isinstance(data_type, str) or not data_type:
-        raise ValueError(f"message attribute {name!r} has no dataType")
+        raise ValueError(f"message attribute {shown(name)} has no dataType")
     converted: dict[str, Any] = {"DataType": data_type}
     for lambda_key, boto3_key in _VALUE_KEYS:
         if value.get(lambda_key):
@@ -207,7 +208,7 @@ def _attribute_to_boto3(name: str, value: object) -> dict[str, Any]:
                 converted[boto3_key] = [_b64decode(part) for part in item]
         except (binascii.Error, TypeError, ValueError) as err:
             raise ValueError(
-                f"message attribute {name!r} has a {lambda_key} that is not base64"
+                f"message attribute {shown(name)} has a {lambda_key} that is not base64"
             ) from err
     return converted
 

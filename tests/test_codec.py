@@ -143,6 +143,66 @@ def test_every_malformed_message_raises_message_decode_error(
     assert isinstance(info.value, SqsxError)
 
 
+# -- what JSON leaves loose: refused both ways -----------------------------------------------
+
+LOOSE_BODIES = [
+    pytest.param(b'{"kwargs": {"x": NaN}}', "NaN, which is not a JSON number", id="nan"),
+    pytest.param(b'{"kwargs": {"x": Infinity}}', "Infinity", id="infinity"),
+    pytest.param(b'{"kwargs": {"x": [-Infinity]}}', "-Infinity", id="minus-infinity"),
+    pytest.param(b'{"kwargs": {"x": 1e999}}', "too large for a float", id="overflow"),
+    pytest.param(b'{"kwargs": {"x": -2.5E+400}}', "too large for a float", id="neg-overflow"),
+    pytest.param(b'{"kwargs": {"x": 1, "x": 2}}', "the key 'x' twice", id="duplicate-kwarg"),
+    pytest.param(b'{"kwargs": {}, "kwargs": {"a": 1}}', "'kwargs' twice", id="duplicate-top"),
+    pytest.param(b'{"kwargs": {"o": {"k": 1, "k": 1}}}', "'k' twice", id="duplicate-nested"),
+    pytest.param(b'{"kwargs": {"s": "\\ud800"}}', "lone surrogate", id="lone-high-surrogate"),
+    pytest.param(b'{"kwargs": {"\\udc00": 1}}', "lone surrogate", id="lone-low-in-a-key"),
+    pytest.param(b'{"kwargs": {"s": "\\ude00\\ud83d"}}', "lone surrogate", id="reversed-pair"),
+]
+
+
+@pytest.mark.parametrize(("raw", "reason"), LOOSE_BODIES)
+def test_json_that_readers_disagree_on_is_unprocessable(raw: bytes, reason: str) -> None:
+    # Python's json would read these (NaN as a float, the last duplicate, a str that
+    # cannot be UTF-8 encoded); other readers refuse them or read them otherwise
+    with pytest.raises(MessageDecodeError) as info:
+        decode_task(_b64(raw), TASK_ATTRS)
+    assert reason in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "kwargs"),
+    [
+        pytest.param(b'{"kwargs": {"e": "\\ud83d\\ude00"}}', {"e": "\U0001f600"}, id="pair"),
+        pytest.param(b'{"kwargs": {"t": "\\\\ud800"}}', {"t": "\\ud800"}, id="escaped-backslash"),
+        pytest.param(b'{"kwargs": {"f": 1e308, "g": -1E-400}}', {"f": 1e308, "g": -0.0}, id="big"),
+        pytest.param(
+            b'{"kwargs": {"a": 1, "b": {"a": 2}}}', {"a": 1, "b": {"a": 2}}, id="same-key-nested"
+        ),
+    ],
+)
+def test_their_valid_neighbours_still_decode(raw: bytes, kwargs: dict[str, Any]) -> None:
+    assert decode_task(_b64(raw), TASK_ATTRS).kwargs == kwargs
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "says"),
+    [
+        pytest.param({"x": float("nan")}, "Out of range float", id="nan"),
+        pytest.param({"x": [float("inf")]}, "Out of range float", id="inf"),
+        pytest.param({"x": "a\ud800b"}, "lone surrogate", id="lone-surrogate"),
+        pytest.param({"\udfff": 1}, "lone surrogate", id="lone-surrogate-key"),
+    ],
+)
+def test_sending_refuses_what_reading_would_refuse(kwargs: dict[str, Any], says: str) -> None:
+    with pytest.raises(TypeError, match=says):
+        encode_kwargs(kwargs)
+
+
+def test_a_string_outside_the_basic_plane_still_round_trips() -> None:
+    kwargs = {"emoji": "\U0001f600 ok", "math": "\U0001d400"}
+    assert decode_task(encode_kwargs(kwargs), TASK_ATTRS).kwargs == kwargs
+
+
 # -- size ----------------------------------------------------------------------------------
 
 SIZES = [

@@ -135,7 +135,8 @@ def make_client(
         service: the boto3 service name (default ``"sqs"``).
     """
     import boto3
-    from botocore.config import Config
+
+    from sqsx.timeouts import client_config
 
     local = bool(endpoint_url) and urlsplit(endpoint_url).hostname in _LOOPBACK_HOSTS
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
@@ -151,7 +152,8 @@ def make_client(
         region_name=region,
         aws_access_key_id=key,
         aws_secret_access_key=secret,
-        config=Config(max_pool_connections=pool),
+        # timeouts suited to a 20 s long poll (sqsx.timeouts.client_config), not botocore's 60 s
+        config=client_config(max_pool_connections=pool),
     )
 
 

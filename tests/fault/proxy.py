@@ -1,16 +1,21 @@
 """A fault-injecting TCP proxy on 127.0.0.1 for the outage scenarios.
 
 ``FaultProxy(upstream_port)`` forwards every connection to ``127.0.0.1:upstream_port``.
-``outage(seconds, mode)`` makes the endpoint stop answering for ``seconds``:
+``outage(seconds, mode)`` makes the endpoint stop answering for ``seconds`` (``None``: until
+``close``):
 
-- every open connection is dropped at once (requests in progress fail);
-- ``mode="hang"``: new connections are accepted and then never answered (the client waits
-  for its read timeout) until the outage ends, when they are closed;
-- ``mode="refuse"``: new connections are reset as soon as they are accepted.
+- ``mode="hang"``: every open connection is dropped at once (requests in progress fail);
+  new connections are accepted and then never answered (the client waits for its read
+  timeout) until the outage ends, when they are closed;
+- ``mode="refuse"``: open connections are dropped; new ones are reset once accepted;
+- ``mode="stall"``: SQS hangs as a whole. Open connections stay open but nothing more is
+  relayed either way (a request in progress never gets its answer), and new connections
+  are accepted and never answered.
 """
 
 from __future__ import annotations
 
+import math
 import selectors
 import socket
 import struct
@@ -20,7 +25,7 @@ from typing import Literal
 
 __all__ = ["FaultProxy", "OutageMode"]
 
-OutageMode = Literal["hang", "refuse"]
+OutageMode = Literal["hang", "refuse", "stall"]
 
 _POLL_SECONDS = 0.1
 _CHUNK_BYTES = 65_536
@@ -43,6 +48,7 @@ class FaultProxy:
         self._outage_until = 0.0  # time.time() at which the current outage ends
         self._mode: OutageMode = "hang"
         self._hung: list[socket.socket] = []
+        self._timer: threading.Timer | None = None
         self.accepted = 0
         self.refused = 0
         self.hung = 0
@@ -60,14 +66,19 @@ class FaultProxy:
         """``http://127.0.0.1:PORT``, an endpoint URL for boto3."""
         return f"http://127.0.0.1:{self.address[1]}"
 
-    def outage(self, seconds: float, mode: OutageMode = "hang") -> float:
-        """Stop answering for ``seconds`` from now; returns when it ends (``time.time()``)."""
+    def outage(self, seconds: float | None, mode: OutageMode = "hang") -> float:
+        """Stop answering for ``seconds`` from now (``None``: until ``close``); returns
+        when it ends (``time.time()``, ``inf`` for never)."""
         with self._lock:
-            self._generation += 1
+            if mode != "stall":
+                self._generation += 1
             self._mode = mode
-            self._outage_until = time.time() + seconds
+            self._outage_until = math.inf if seconds is None else time.time() + seconds
             ends = self._outage_until
-        threading.Timer(seconds, self._close_hung).start()
+        if seconds is not None:
+            self._timer = threading.Timer(seconds, self._close_hung)
+            self._timer.daemon = True
+            self._timer.start()
         return ends
 
     def in_outage(self) -> bool:
@@ -78,6 +89,8 @@ class FaultProxy:
     def close(self) -> None:
         """Stop accepting and drop every connection."""
         self._stopped.set()
+        if self._timer is not None:
+            self._timer.cancel()
         with self._lock:
             self._generation += 1
         self._thread.join(5)
@@ -102,7 +115,7 @@ class FaultProxy:
                 self.accepted += 1
                 down = time.time() < self._outage_until
                 mode, generation = self._mode, self._generation
-                if down and mode == "hang":
+                if down and mode in ("hang", "stall"):
                     self.hung += 1
                     self._hung.append(conn)
                     continue
@@ -132,6 +145,10 @@ class FaultProxy:
                     with self._lock:
                         if self._generation != generation:
                             return  # an outage started: drop this connection
+                        stalled = self._mode == "stall" and time.time() < self._outage_until
+                    if stalled:  # hold the bytes: the peer waits for an answer
+                        self._stopped.wait(_POLL_SECONDS)
+                        continue
                     for key, _ in selector.select(_POLL_SECONDS):
                         source = key.fileobj
                         assert isinstance(source, socket.socket)

@@ -27,6 +27,7 @@ import boto3
 from botocore.config import Config
 
 from sqsx import ConsumeOptions, Queue
+from sqsx.timeouts import client_config
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -43,6 +44,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connect-timeout", type=float, default=2.0, help="s (default 2)")
     parser.add_argument("--read-timeout", type=float, default=10.0, help="s (default 10)")
     parser.add_argument("--attempts", type=int, default=1, help="botocore attempts (default 1)")
+    parser.add_argument(
+        "--sqsx-config",
+        action="store_true",
+        help="use sqsx.timeouts.client_config() (its timeouts and retries) instead of the above",
+    )
+    parser.add_argument("--stop-timeout", type=float, default=None, help="s (default: none)")
     parser.add_argument("--drain", action="store_true", help="exit once the queue is empty")
     return parser.parse_args(argv)
 
@@ -81,18 +88,21 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     logging.getLogger("botocore").setLevel(logging.WARNING)
+    config = Config(
+        max_pool_connections=50,
+        connect_timeout=args.connect_timeout,
+        read_timeout=args.read_timeout,
+        retries={"total_max_attempts": args.attempts, "mode": "standard"},
+    )
+    if args.sqsx_config:
+        config = client_config(polling_wait_seconds=args.polling_wait, max_pool_connections=50)
     client = boto3.client(
         "sqs",
         endpoint_url=args.endpoint,
         region_name="us-east-1",
         aws_access_key_id="x",
         aws_secret_access_key="x",
-        config=Config(
-            max_pool_connections=50,
-            connect_timeout=args.connect_timeout,
-            read_timeout=args.read_timeout,
-            retries={"total_max_attempts": args.attempts, "mode": "standard"},
-        ),
+        config=config,
     )
     queue = Queue(
         url=args.queue_url,
@@ -109,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             wait_seconds=0,
             visibility_timeout=args.visibility_timeout,
             drain=args.drain,
+            stop_timeout=args.stop_timeout,
         ),
         enable_signal_to_exit_gracefully=True,
     )
