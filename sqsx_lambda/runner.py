@@ -2,8 +2,9 @@
 
 Up to ``max_threads`` workers pull records in event order. Once recent invocations show
 the records to be fast (their mean handler time times the record count within
-``INLINE_BUDGET_SECONDS``), the invoking thread runs them inline, fanning out only what is
-left when the budget is spent: a fast batch pays for no thread hand-off.
+``INLINE_BUDGET_SECONDS``), the invoking thread runs them inline, and a sentinel thread
+fans out what is left only if the batch outlasts that budget (a slow or blocked record):
+a fast batch pays for no thread hand-off.
 
 On a FIFO queue the group rule of ``sqsx.ordering`` (the same as the polling worker's)
 applies: groups run side by side,
@@ -226,6 +227,39 @@ class _Clock:
         return max(self._remaining() - self.margin_ms, 0) / 1000
 
 
+class _Sentinel:
+    """Watches a batch run inline: if it is not done within ``INLINE_BUDGET_SECONDS``, what
+    is left fans out to the pool. One daemon thread, started on first use, armed once per
+    inline batch (a lock and a notify: far cheaper than a thread hand-off per record).
+    """
+
+    def __init__(self, fan_out: Callable[[_Batch, Any], None]) -> None:
+        self._fan_out = fan_out
+        self._ready = threading.Condition()
+        self._armed: tuple[_Batch, Any] | None = None
+        self._thread: threading.Thread | None = None
+
+    def arm(self, batch: _Batch, lambda_context: Any) -> None:
+        with self._ready:
+            self._armed = (batch, lambda_context)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._watch, name="sqsx-lambda-sentinel", daemon=True
+                )
+                self._thread.start()
+            self._ready.notify()
+
+    def _watch(self) -> None:
+        while True:
+            with self._ready:
+                while self._armed is None:
+                    self._ready.wait()
+                batch, lambda_context = self._armed
+                self._armed = None
+            if not batch.done.wait(INLINE_BUDGET_SECONDS):
+                self._fan_out(batch, lambda_context)
+
+
 class BatchRunner:
     """Runs jobs through the core on a thread pool created once and reused.
 
@@ -253,6 +287,7 @@ class BatchRunner:
         self._blocked: dict[str | None, float] = {}
         self._blocked_lock = threading.Lock()  # one invocation at a time uses them
         self._mean: float | None = None  # seconds per record, over recent invocations
+        self._sentinel = _Sentinel(self._fan_out)
 
     def run(
         self, jobs: Sequence[Job], lambda_context: Any, *, ordered_groups: bool
@@ -281,14 +316,13 @@ class BatchRunner:
             expected = None if self._mean is None else self._mean * len(jobs)
             if expected is not None and expected <= INLINE_BUDGET_SECONDS:
                 # Records known to be fast run inline: a thread hand-off would cost more than
-                # it saves. Past the budget (a slow record after all), the rest fan out.
-                self._work(batch, lambda_context, time.perf_counter() + INLINE_BUDGET_SECONDS)
+                # it saves. Should they take longer than the budget after all (a slow or a
+                # blocked record), the sentinel hands what is left to the pool.
+                self._sentinel.arm(batch, lambda_context)
+                self._work(batch, lambda_context)
+            else:
+                self._fan_out(batch, lambda_context)
             if not batch.done.is_set():
-                # A few workers pull jobs from the batch: one future per worker, not per
-                # record, keeps the pool's cost off every record.
-                pool = self._executor()
-                for _ in range(min(self._max_threads, len(batch.waiting) or 1)):
-                    pool.submit(self._work, batch, lambda_context)
                 self._wait(batch)
             if batch.given_up or batch.abandoned:
                 self.close()  # its threads may stay busy: later invocations get a fresh pool
@@ -328,10 +362,20 @@ class BatchRunner:
             mean = sum(times) / len(times)
             self._mean = mean if self._mean is None else self._mean + _WEIGHT * (mean - self._mean)
 
-    def _work(self, batch: _Batch, lambda_context: Any, until: float | None = None) -> None:
-        """Run jobs until none is left (or, inline, until ``time.perf_counter()`` passes
-        ``until``, leaving the rest to the pool)."""
-        while (until is None or time.perf_counter() < until) and (job := batch.pull()) is not None:
+    def _fan_out(self, batch: _Batch, lambda_context: Any) -> None:
+        """Hand the batch's waiting jobs to the pool: a few workers pull them, one future
+        per worker rather than per record."""
+        with batch.lock:
+            waiting = len(batch.waiting)
+        if not waiting:
+            return
+        pool = self._executor()
+        for _ in range(min(self._max_threads, waiting)):
+            pool.submit(self._work, batch, lambda_context)
+
+    def _work(self, batch: _Batch, lambda_context: Any) -> None:
+        """Run the batch's jobs until none is left to start."""
+        while (job := batch.pull()) is not None:
             if job.preset is not None:
                 outcome = job.preset
             else:
