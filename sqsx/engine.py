@@ -33,7 +33,9 @@ from sqsx.sqs import (
     BatchEntry,
     SqsClient,
     delete_batch,
+    describe_error,
     error_code,
+    is_bad_credentials,
     is_missing_queue,
     is_permanent,
     is_sqs_error,
@@ -141,7 +143,7 @@ class Engine:
             self._shutdown(receivers, threads)
         if self._fatal is not None:
             raise QueueUnavailableError(
-                f"SQS refused {self._url}: {error_code(self._fatal)}"
+                f"SQS refused {self._url}: {describe_error(self._fatal)}"
             ) from self._fatal
 
     def _drained(self) -> bool:
@@ -188,14 +190,16 @@ class Engine:
             )
             timeout = int(response["Attributes"]["VisibilityTimeout"])
         except Exception as err:
-            if is_missing_queue(err):
-                raise QueueUnavailableError(f"SQS refused {self._url}: {error_code(err)}") from err
+            if is_missing_queue(err) or is_bad_credentials(err):
+                raise QueueUnavailableError(
+                    f"SQS refused {self._url}: {describe_error(err)}"
+                ) from err
             # e.g. a role without sqs:GetQueueAttributes: consuming may still be allowed
             logger.warning(
-                "could not read VisibilityTimeout (%s), assuming %ss; pass visibility_timeout "
-                "to set it queue_url=%s",
-                error_code(err),
+                "could not read VisibilityTimeout (%s), assuming %ss%s queue_url=%s",
+                describe_error(err),
                 _DEFAULT_VISIBILITY_TIMEOUT,
+                "; pass visibility_timeout to set it" if is_permanent(err) else "",
                 self._url,
             )
             return _DEFAULT_VISIBILITY_TIMEOUT
@@ -269,7 +273,9 @@ class Engine:
         permanent and the run must end."""
         if is_permanent(err):
             logger.error(
-                "SQS refused ReceiveMessage: %s, stopping queue_url=%s", error_code(err), self._url
+                "SQS refused ReceiveMessage: %s; stopping queue_url=%s",
+                describe_error(err),
+                self._url,
             )
             self._fatal = err
             self._stop.set()
@@ -277,7 +283,7 @@ class Engine:
         delay = min(_ERROR_BACKOFF_FIRST * 2 ** (failures - 1), _ERROR_BACKOFF_CAP)
         logger.warning(
             "ReceiveMessage failed: %s%s (failure %d in a row) queue_url=%s",
-            error_code(err),
+            describe_error(err),
             f", retrying in {delay:.1f}s" if wait else "",
             failures,
             self._url,

@@ -7,6 +7,7 @@ are not errors: a handler raises them to choose what happens to its message.
 from __future__ import annotations
 
 __all__ = [
+    "HandlerSignatureError",
     "MessageDecodeError",
     "MessageTooLargeError",
     "NoRetry",
@@ -53,6 +54,11 @@ class UnknownTaskError(UnprocessableMessageError):
 
 class TaskArgumentsError(UnprocessableMessageError, ValueError):
     """A task's kwargs do not fit its handler's signature (or fail its type annotations)."""
+
+
+class HandlerSignatureError(SqsxError, TypeError):
+    """A handler given at registration cannot be called the way sqsx calls it: a task
+    handler as ``fn(context, **kwargs)``, a raw handler as ``fn(queue_url, sqs_message)``."""
 
 
 class QueueUnavailableError(SqsxError):

@@ -31,7 +31,7 @@ from sqsx.sending import (
     send_batch,
 )
 from sqsx.settings import queue_settings
-from sqsx.signature import signature_of
+from sqsx.signature import check_raw_handler, signature_of
 from sqsx.sqs import SqsClient
 from sqsx.stats import Stats, StatsSnapshot
 from sqsx.stopping import StopRequests
@@ -466,8 +466,7 @@ class RawQueue(BaseQueue):
             max_message_bytes=max_message_bytes,
             poison_policy=poison_policy,
         )
-        if not callable(message_handler_function):
-            raise TypeError("message_handler_function must be callable")
+        check_raw_handler(message_handler_function)  # a TypeError naming the problem
         self._dispatcher = RawDispatcher(
             self.url, self._backoff, poison_policy, message_handler_function
         )

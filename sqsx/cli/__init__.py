@@ -91,13 +91,7 @@ def _worker_parser(worker: argparse.ArgumentParser) -> None:
         help="seconds running handlers get to finish after a stop request (default: no limit)",
     )
     add("--drain", action="store_true", help="exit once the queue is empty and nothing runs")
-    add(
-        "--log-level",
-        type=str.upper,
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="default INFO",
-    )
+    _log_level_argument(worker)
     add(
         "--progress-interval",
         type=_bounded(float, 0),
@@ -128,6 +122,12 @@ def _send_parser(send: argparse.ArgumentParser) -> None:
     add("--kwargs", default="{}", help="the task's arguments, a JSON object (default {})")
     add("--count", type=_bounded(int, 1), default=1, help="copies to send (default 1)")
     add("--group-id", help="MessageGroupId, required for FIFO queues")
+    _log_level_argument(send)
+    add(
+        "--no-check",
+        action="store_true",
+        help="send even if the module has no handler for TASK_NAME or --kwargs do not fit it",
+    )
     send.set_defaults(run=run_send)
 
 
@@ -143,6 +143,16 @@ def _stats_parser(stats: argparse.ArgumentParser) -> None:
     add("--endpoint-url", default=os.environ.get("SQSX_ENDPOINT_URL"), help="$SQSX_ENDPOINT_URL")
     add("--json", action="store_true", help="print a JSON object")
     stats.set_defaults(run=run_stats)
+
+
+def _log_level_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="default INFO",
+    )
 
 
 def _target_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,6 +7,8 @@ import importlib
 import logging
 import os
 import sys
+import sysconfig
+import traceback
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -64,9 +66,9 @@ def load_queue(spec: str, app_dir: str | None = ".") -> BaseQueue:
                 f"cannot import {module_name!r}: no module named {err.name!r} "
                 f"(searched {app_dir or '.'} and sys.path)"
             ) from err
-        raise UsageError(_failed(f"importing {module_name!r}", err)) from err
+        raise UsageError(_import_failed(module_name, err)) from err
     except Exception as err:
-        raise UsageError(_failed(f"importing {module_name!r}", err)) from err
+        raise UsageError(_import_failed(module_name, err)) from err
     target: Any = module
     for part in attribute.split("."):
         try:
@@ -84,6 +86,35 @@ def load_queue(spec: str, app_dir: str | None = ".") -> BaseQueue:
             "(or a zero-argument callable returning one)"
         )
     return target
+
+
+def _import_failed(module_name: str, err: BaseException) -> str:
+    """``importing 'm' failed: KeyError: 'X' (at /app/m.py:3; ...)``: the exception and the
+    innermost line of the application (not of the standard library or an installed
+    package) that raised it."""
+    where = _where(err)
+    hint = "--log-level DEBUG shows the traceback"
+    return _failed(f"importing {module_name!r}", err) + (
+        f" (at {where}; {hint})" if where else f" ({hint})"
+    )
+
+
+def _where(err: BaseException) -> str | None:
+    if isinstance(err, SyntaxError) and err.filename:
+        return f"{err.filename}:{err.lineno}"
+    library = tuple(
+        os.path.abspath(path) + os.sep
+        for path in {sysconfig.get_path("stdlib"), sysconfig.get_path("purelib")}
+        | {sysconfig.get_path("platlib")}
+        if path
+    )
+    frames = [
+        frame
+        for frame in traceback.extract_tb(err.__traceback__)
+        if not frame.filename.startswith("<")
+        and not os.path.abspath(frame.filename).startswith(library)
+    ]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
 
 
 def _failed(what: str, err: BaseException) -> str:

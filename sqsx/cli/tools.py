@@ -19,9 +19,11 @@ from sqsx.cli.target import (
     region_of,
     with_overrides,
 )
-from sqsx.cli.worker import STOP_SIGNALS, say
+from sqsx.cli.worker import STOP_SIGNALS, configure_logging, say
+from sqsx.exceptions import TaskArgumentsError
 from sqsx.queue import Queue
 from sqsx.sending import TaskMessage
+from sqsx.signature import signature_of
 from sqsx.sqs import read_depth
 
 __all__ = ["create_queues", "run_local", "run_send", "run_stats"]
@@ -108,6 +110,7 @@ def run_send(args: argparse.Namespace) -> int:
             ``--group-id``, a task too large or whose kwargs do not serialise.
         CommandFailed: SQS refused some of the messages (how many, and why, is said).
     """
+    configure_logging(args.log_level)
     try:
         kwargs = json.loads(args.kwargs)
     except json.JSONDecodeError as err:
@@ -124,6 +127,8 @@ def run_send(args: argparse.Namespace) -> int:
     fifo = queue.url.endswith(".fifo")
     if fifo and not args.group_id:
         raise UsageError(f"{queue.url} is a FIFO queue: give --group-id")
+    if not args.no_check:
+        _check_task(queue, args.target, args.task_name, kwargs)
     tasks = [
         TaskMessage(
             args.task_name,
@@ -145,6 +150,25 @@ def run_send(args: argparse.Namespace) -> int:
         )
     print(f"sent {len(results):,} x {args.task_name} to {queue.url}")
     return 0
+
+
+def _check_task(queue: Queue, target: str, task_name: str, kwargs: dict[str, Any]) -> None:
+    """Refuse a task the module's queue has no handler for, or kwargs that do not fit it.
+
+    Raises:
+        UsageError: one line naming the task (and the registered ones) or the fields.
+    """
+    handler = queue.dispatcher.registry.get(task_name)  # type: ignore[attr-defined]
+    if handler is None:
+        known = ", ".join(queue.task_names) or "none"
+        raise UsageError(
+            f"{target} has no handler for task {task_name!r} (registered: {known}); "
+            "--no-check sends it anyway"
+        )
+    try:
+        signature_of(handler).bind(task_name, kwargs)
+    except TaskArgumentsError as err:
+        raise UsageError(f"{err}; --no-check sends it anyway") from err
 
 
 # -- stats ------------------------------------------------------------------------------------

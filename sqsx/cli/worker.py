@@ -16,7 +16,7 @@ from sqsx.cli.target import CommandFailed, load_queue, with_overrides
 from sqsx.exceptions import QueueUnavailableError
 from sqsx.options import ConsumeOptions
 from sqsx.queue import BaseQueue
-from sqsx.sqs import error_code, is_missing_queue, read_depth
+from sqsx.sqs import describe_error, error_code, is_bad_credentials, is_missing_queue, read_depth
 
 __all__ = ["run_worker"]
 
@@ -51,8 +51,9 @@ def run_worker(args: argparse.Namespace) -> int:
     try:
         on_queue = f"{read_depth(queue.sqs_client, queue.url).total:,} messages on the queue"
     except (ClientError, BotoCoreError) as err:
-        if args.drain or is_missing_queue(err):  # --drain reads the depth to know when to stop
-            raise CommandFailed(f"cannot read {queue.url}: {error_code(err)}: {err}") from err
+        # --drain reads the depth to know when to stop; without credentials nothing works
+        if args.drain or is_missing_queue(err) or is_bad_credentials(err):
+            raise CommandFailed(f"cannot read {queue.url}: {describe_error(err)}") from err
         on_queue = f"queue depth unknown ({error_code(err)})"  # consuming may be allowed
     say(
         f"sqsx worker: {queue.url}, {on_queue}, "
