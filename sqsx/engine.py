@@ -56,6 +56,12 @@ _ERROR_BACKOFF_FIRST = 0.5
 _ERROR_BACKOFF_CAP = 20.0
 _FLUSH_SECONDS = 10.0
 _RECEIVE_MARGIN_SECONDS = 5.0
+# Receives long-poll in slices of at most this many seconds (SQS takes whole seconds), so a
+# stop never waits long for the receive in flight: a long poll cannot be cut short, and
+# one abandoned could still take a message that would then stay hidden.
+_POLL_SLICE_SECONDS = 1
+# While draining, the pause after an empty slice, in which the drain check can end the run.
+_DRAIN_PAUSE_SECONDS = 0.5
 _DEFAULT_VISIBILITY_TIMEOUT = 30
 
 
@@ -148,13 +154,13 @@ class Engine:
 
     def _drained(self) -> bool:
         """With ``drain``: the last receive was empty, nothing is held or pending, and SQS
-        reports no visible, in-flight or delayed message (checked at most once a second)."""
+        reports no visible, in-flight or delayed message (read at most once a second)."""
         now = time.monotonic()
         if not self._options.drain or self._polling.is_set() or now < self._next_drain_check:
             return False
-        self._next_drain_check = now + 1.0
         if self._inbox.in_hand() or self._deletes.pending() or self._keeper.pending():
             return False
+        self._next_drain_check = now + 1.0  # a depth read at most once a second
         try:
             depth = read_depth(self._client, self._url)
         except Exception as err:
@@ -216,7 +222,10 @@ class Engine:
     # -- receiving ---------------------------------------------------------------------------
 
     def _receive_loop(self, index: int) -> None:
+        options = self._options
         failures = 0
+        idle = 0  # seconds of empty long polls since the last message or pause
+        wait = min(options.polling_wait_seconds, _POLL_SLICE_SECONDS)
         while not self._stop.is_set():
             # Only the first receiver long-polls an idle queue; the others join in once
             # messages flow, so an empty queue costs one receive per polling period.
@@ -225,34 +234,41 @@ class Engine:
             if not self._inbox.reserve(self._options.max_messages, self._hand_limit):
                 return
             try:
-                got = self._receive(reserved=self._options.max_messages)
+                got = self._receive(reserved=options.max_messages, wait_seconds=wait)
             except Exception as err:
-                self._inbox.put((), reserved=self._options.max_messages)
+                self._inbox.put((), reserved=options.max_messages)
                 failures += 1
                 if self._receive_failed(err, failures):
                     return
                 continue
             failures = 0
             if got:
+                idle = 0
                 self._polling.set()
-            else:
-                self._polling.clear()
-                if self._options.wait_seconds:
-                    self._stop.wait(self._options.wait_seconds)
+                continue
+            self._polling.clear()
+            idle += wait
+            if idle >= options.polling_wait_seconds:  # a whole polling period came up empty
+                idle = 0
+                if options.wait_seconds:
+                    self._stop.wait(options.wait_seconds)
+            elif options.drain:
+                self._stop.wait(_DRAIN_PAUSE_SECONDS)
 
     def _receive_once(self) -> None:
         try:
-            self._receive(reserved=0)
+            self._receive(reserved=0, wait_seconds=self._options.polling_wait_seconds)
         except Exception as err:
             self._receive_failed(err, 1, wait=False)
 
-    def _receive(self, reserved: int) -> int:
-        """One ReceiveMessage call against a reservation of ``reserved`` messages; queues
-        what came (and frees the reservation) and returns how many."""
+    def _receive(self, reserved: int, wait_seconds: int) -> int:
+        """One ReceiveMessage call (long-polling ``wait_seconds``) against a reservation of
+        ``reserved`` messages; queues what came (and frees the reservation), returns how
+        many."""
         response = self._client.receive_message(
             QueueUrl=self._url,
             MaxNumberOfMessages=self._options.max_messages,
-            WaitTimeSeconds=self._options.polling_wait_seconds,
+            WaitTimeSeconds=wait_seconds,
             VisibilityTimeout=self._visibility_timeout,
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
@@ -343,7 +359,12 @@ class Engine:
         if not messages:
             return
         self._stats.released(len(messages))
-        logger.info("releasing %d unstarted messages queue_url=%s", len(messages), self._url)
+        logger.info(
+            "releasing %d unstarted message%s queue_url=%s",
+            len(messages),
+            "" if len(messages) == 1 else "s",
+            self._url,
+        )
         for message in messages:
             self._keeper.change(message, 0)
 
@@ -363,25 +384,33 @@ class Engine:
         self._release(self._inbox.close())
         options = self._options
         deadline = None if options.stop_timeout is None else time.monotonic() + options.stop_timeout
+        if self._inbox.running and not self._force.is_set():
+            logger.info(
+                "waiting for %d running handler%s to finish%s; stop again (a second Ctrl-C or "
+                "SIGTERM) to abandon them queue_url=%s",
+                self._inbox.running,
+                "" if self._inbox.running == 1 else "s",
+                "" if options.stop_timeout is None else f" (up to {options.stop_timeout:g} s)",
+                self._url,
+            )
         if not self._inbox.wait_idle(deadline, self._force):
             logger.warning(
-                "stopping with %d handlers still running; their messages reappear after the "
-                "visibility timeout queue_url=%s",
+                "stopping with %d handlers still running; their messages reappear once their "
+                "visibility timeout ends queue_url=%s",
                 self._inbox.running,
                 self._url,
             )
             for message in self._keeper.held():
                 self._keeper.let_go(message)
         # A long poll cannot be cut short, and one abandoned could still be handed a message
-        # that would then stay hidden for the visibility timeout. So it is waited for (on an
-        # idle queue up to polling_wait_seconds) and what it brings is released; a second
-        # stop request (``force``) skips the wait.
-        limit = time.monotonic() + self._options.polling_wait_seconds + _RECEIVE_MARGIN_SECONDS
+        # that would then stay hidden for the visibility timeout. So it is waited for (up to
+        # one poll slice) and what it brings is released; a second stop request (``force``)
+        # skips the wait.
+        limit = time.monotonic() + _POLL_SLICE_SECONDS + _RECEIVE_MARGIN_SECONDS
         if any(r.is_alive() for r in receivers) and not self._force.is_set():
-            logger.info(
-                "waiting up to %ss for the receive in flight; stop again to exit at once "
-                "queue_url=%s",
-                self._options.polling_wait_seconds,
+            logger.debug(
+                "waiting up to %ss for the receive in flight queue_url=%s",
+                _POLL_SLICE_SECONDS + _RECEIVE_MARGIN_SECONDS,
                 self._url,
             )
         for receiver in receivers:

@@ -16,6 +16,7 @@ Only this package imports ``rich`` (lazily, for the progress bar) and ``sqsx.loc
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -37,7 +38,10 @@ EXIT_INTERRUPTED = 130
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``sqsx`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit
-    code. Errors get one line on stderr, ``sqsx COMMAND: error: ...``, not a traceback."""
+    code. Errors get one line on stderr, ``sqsx COMMAND: error: ...``, not a traceback.
+
+    Meant to be the last call of a process: it freezes the garbage collector's objects
+    (``gc.freeze``) on the way out."""
     args = build_parser().parse_args(argv)
     prefix = f"sqsx {args.command}: error:"
     try:
@@ -53,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:  # Ctrl-C before a command installed its own handlers
         return EXIT_INTERRUPTED
+    finally:
+        # The process exits next: spare it the final garbage collection of boto3's models,
+        # most of a second on a busy machine, between a worker's summary and its exit.
+        gc.freeze()
     return code
 
 
@@ -111,6 +119,11 @@ def _local_parser(local: argparse.ArgumentParser) -> None:
         type=_bounded(int, 1, 1000),
         default=5,
         help="receives before a message is dead-lettered, with --with-dlq (default 5)",
+    )
+    add(
+        "--no-content-based-deduplication",
+        action="store_true",
+        help="create .fifo queues without ContentBasedDeduplication",
     )
     local.set_defaults(run=run_local)
 

@@ -18,6 +18,7 @@ __all__ = [
     "CommandFailed",
     "UsageError",
     "load_queue",
+    "local_endpoint",
     "make_client",
     "region_of",
     "with_overrides",
@@ -160,6 +161,7 @@ def make_client(endpoint_url: str | None, *, region: str | None = None, pool: in
     """
     import boto3
     from botocore.config import Config
+    from botocore.exceptions import NoRegionError
 
     local = bool(endpoint_url) and urlsplit(endpoint_url).hostname in _LOOPBACK_HOSTS
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
@@ -168,14 +170,27 @@ def make_client(endpoint_url: str | None, *, region: str | None = None, pool: in
         region = region or "us-east-1"
         if not os.environ.get("AWS_ACCESS_KEY_ID"):
             key = secret = "local"
-    return boto3.client(
-        "sqs",
-        endpoint_url=endpoint_url,
-        region_name=region,
-        aws_access_key_id=key,
-        aws_secret_access_key=secret,
-        config=Config(max_pool_connections=pool),
-    )
+    try:
+        return boto3.client(
+            "sqs",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            config=Config(max_pool_connections=pool),
+        )
+    except NoRegionError as err:
+        raise UsageError(
+            "no AWS region: use a https://sqs.REGION.amazonaws.com/... queue URL, set "
+            "AWS_REGION, or give --endpoint-url for a local SQS"
+        ) from err
+
+
+def local_endpoint(queue_url: str) -> str | None:
+    """``http://127.0.0.1:9324`` for ``http://127.0.0.1:9324/000000000000/q``: the URL's
+    origin when it is on localhost (a local SQS), else ``None``."""
+    parts = urlsplit(queue_url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.hostname in _LOOPBACK_HOSTS else None
 
 
 def region_of(queue_url: str) -> str | None:

@@ -15,6 +15,7 @@ from sqsx.cli.target import (
     CommandFailed,
     UsageError,
     load_queue,
+    local_endpoint,
     make_client,
     region_of,
     with_overrides,
@@ -55,7 +56,14 @@ def run_local(args: argparse.Namespace) -> int:
     try:
         client = make_client(server.endpoint_url)
         print(f"sqsx local: SQS on {server.endpoint_url} (account {DEFAULT_ACCOUNT_ID})")
-        for name, url, note in create_queues(client, args.queue, args.with_dlq, args.max_receives):
+        queues = create_queues(
+            client,
+            args.queue,
+            args.with_dlq,
+            args.max_receives,
+            content_based_deduplication=not args.no_content_based_deduplication,
+        )
+        for name, url, note in queues:
             print(f"  {name}: {url}{note}")
         print(f"export SQSX_ENDPOINT_URL={server.endpoint_url}")
         print("Press Ctrl-C to stop.", flush=True)
@@ -71,15 +79,23 @@ def run_local(args: argparse.Namespace) -> int:
 
 
 def create_queues(
-    client: Any, names: Sequence[str], with_dlq: bool, max_receives: int
+    client: Any,
+    names: Sequence[str],
+    with_dlq: bool,
+    max_receives: int,
+    *,
+    content_based_deduplication: bool = True,
 ) -> list[tuple[str, str, str]]:
-    """Create the queues ``names`` (``.fifo`` names as FIFO queues) and, with
-    ``with_dlq``, a ``NAME-dlq`` dead-letter queue for each that takes messages received
-    ``max_receives`` times. Returns (name, URL, note) for every queue created."""
+    """Create the queues ``names`` (``.fifo`` names as FIFO queues, with content-based
+    deduplication unless ``content_based_deduplication`` is false) and, with ``with_dlq``,
+    a ``NAME-dlq`` dead-letter queue for each that takes messages received ``max_receives``
+    times. Returns (name, URL, note) for every queue created."""
     created = []
     for name in names:
         fifo = name.endswith(".fifo")
         attributes = {"FifoQueue": "true"} if fifo else {}
+        if fifo and content_based_deduplication:
+            attributes["ContentBasedDeduplication"] = "true"
         dead_letter = []
         note = ""
         if with_dlq:
@@ -185,7 +201,8 @@ def run_stats(args: argparse.Namespace) -> int:
     url = args.queue_url
     if not url:
         raise UsageError("give QUEUE_URL (or set SQSX_QUEUE_URL)")
-    client = make_client(args.endpoint_url, region=region_of(url))
+    # A URL on localhost is its own endpoint (sqsx local, ElasticMQ): no region needed.
+    client = make_client(args.endpoint_url or local_endpoint(url), region=region_of(url))
     report: dict[str, Any] = {"queue_url": url, **_depth_of(client, url)}
     report["dead_letter_queue"] = _dead_letter_queue(client, url)
     if args.json:

@@ -49,7 +49,8 @@ def run_worker(args: argparse.Namespace) -> int:
         drain=args.drain,
     )
     try:
-        on_queue = f"{read_depth(queue.sqs_client, queue.url).total:,} messages on the queue"
+        total = read_depth(queue.sqs_client, queue.url).total
+        on_queue = f"{total:,} message{'' if total == 1 else 's'} on the queue"
     except (ClientError, BotoCoreError) as err:
         # --drain reads the depth to know when to stop; without credentials nothing works
         if args.drain or is_missing_queue(err) or is_bad_credentials(err):
@@ -79,24 +80,23 @@ def run_worker(args: argparse.Namespace) -> int:
         if restore:
             restore()
     snapshot = queue.stats()
-    ending, code = _ending(queue, queue.stop_signals, snapshot.in_flight, args.drain)
+    ending, code = _ending(queue, queue.stop_signals, args.drain)
     if failure is not None:
         ending, code = f"stopped: {failure}", 1
     say(format_summary(snapshot, time.monotonic() - started, ending))
+    if queue.forced_stop and snapshot.in_flight:
+        say(
+            f"  {snapshot.in_flight} running handler(s) abandoned: their messages reappear "
+            "once their visibility timeout ends"
+        )
     return code
 
 
-def _ending(
-    queue: BaseQueue, received: Sequence[int], abandoned: int, drain: bool
-) -> tuple[str, int]:
+def _ending(queue: BaseQueue, received: Sequence[int], drain: bool) -> tuple[str, int]:
     """How the run ended, and the exit code that says it."""
     if queue.forced_stop:
         last = received[-1] if received else signal.SIGINT
-        return (
-            f"stopped at once ({signal.Signals(last).name} twice), {abandoned} running "
-            "handlers abandoned: their messages reappear after the visibility timeout",
-            128 + int(last),
-        )
+        return f"stopped at once ({signal.Signals(last).name} twice)", 128 + int(last)
     if received:
         return f"stopped gracefully ({signal.Signals(received[0]).name})", 0
     return ("drained" if drain else "stopped"), 0
