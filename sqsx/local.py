@@ -18,7 +18,9 @@ request handler where there is one (5.2.5 added ``MotoRequestHandler``).
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import logging
 import re
 import threading
@@ -142,9 +144,11 @@ class LocalSqs:
         logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
         app = _OneRegion(moto_app, self._account_id)
         try:
-            self._server = make_server(
-                "127.0.0.1", self._port, app, threaded=True, request_handler=request_handler
-            )
+            # werkzeug prints its own lines about a taken port before exiting: ours suffices
+            with contextlib.redirect_stderr(io.StringIO()):
+                self._server = make_server(
+                    "127.0.0.1", self._port, app, threaded=True, request_handler=request_handler
+                )
         except SystemExit as err:  # werkzeug exits when the port is taken
             raise OSError(
                 errno.EADDRINUSE, f"port {self._port} on 127.0.0.1 is already in use"

@@ -4,6 +4,7 @@ server runs on any moto 5 and serves every region, the drain bar fits 80 columns
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import re
@@ -337,3 +338,12 @@ def test_the_summary_says_nothing_finished_instead_of_zero_latencies() -> None:
     summary = format_summary(idle, 3.0, "stopped gracefully (SIGINT)")
     assert summary.endswith("  handler latency: no handler finished")
     assert "p50" not in summary
+
+
+def test_a_taken_port_is_one_error_without_werkzeugs_own_lines(
+    local_sqs: LocalSqs, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(OSError, match="already in use") as caught:
+        LocalSqs(port=local_sqs.port).start()
+    assert caught.value.errno == errno.EADDRINUSE
+    assert capfd.readouterr().err == ""
