@@ -228,7 +228,7 @@ class Engine:
         wait = min(options.polling_wait_seconds, _POLL_SLICE_SECONDS)
         while not self._stop.is_set():
             # Only the first receiver long-polls an idle queue; the others join in once
-            # messages flow, so an empty queue costs one receive per polling period.
+            # messages flow, so an empty queue costs one receive per poll slice (1 s).
             if index and not self._polling.wait(0.5):
                 continue
             if not self._inbox.reserve(self._options.max_messages, self._hand_limit):
