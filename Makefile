@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SOURCES := $(wildcard sqsx sqsx_lambda tests examples bench)
 
-.PHONY: help venv lint format test test-fast dist demo bench clean build-SqsxLayer
+.PHONY: help venv lint format test test-fast test-powertools-oldest dist demo bench clean build-SqsxLayer
 
 help:
 	@echo "make test   - set up .venv, lint (ruff, mypy --strict, cfn-lint) and run every test"
@@ -35,6 +35,21 @@ format: venv
 
 test: lint dist
 	$(BIN)/pytest
+	$(MAKE) test-powertools-oldest
+
+# The oldest aws-lambda-powertools the `lambda` extra allows, shadowing the venv's (newest)
+# for the tests that touch Powertools: both ends of the range are tested.
+POWERTOOLS_OLDEST := 3.2.0
+POWERTOOLS_DIR := .powertools-$(POWERTOOLS_OLDEST)
+
+$(POWERTOOLS_DIR)/.stamp:
+	$(BIN)/python -m pip install --quiet --target $(POWERTOOLS_DIR) 'aws-lambda-powertools==$(POWERTOOLS_OLDEST)'
+	touch $@
+
+test-powertools-oldest: venv $(POWERTOOLS_DIR)/.stamp
+	PYTHONPATH=$(POWERTOOLS_DIR) $(BIN)/python -c 'import aws_lambda_powertools.shared.version as v; assert v.VERSION == "$(POWERTOOLS_OLDEST)", v.VERSION'
+	PYTHONPATH=$(POWERTOOLS_DIR) $(BIN)/pytest -p no:cacheprovider tests/test_lambda_powertools.py \
+		tests/test_lambda_handler.py -k "powertools or structured"
 
 test-fast: venv
 	$(BIN)/pytest -m "not fault"
@@ -62,7 +77,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-sqsx070 .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) .venv-sqsx070 .powertools-* .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info
 
 # Called by `sam build` (template.yaml, SqsxLayer, BuildMethod: makefile): sqsx[lambda] and its
 # dependencies as a layer, with wheels for the functions' runtime (python3.13, x86_64).

@@ -7,6 +7,8 @@ are not errors: a handler raises them to choose what happens to its message.
 from __future__ import annotations
 
 __all__ = [
+    "ConfigurationError",
+    "HandlerResultError",
     "HandlerSignatureError",
     "MessageDecodeError",
     "MessageTooLargeError",
@@ -15,6 +17,7 @@ __all__ = [
     "Retry",
     "SqsxError",
     "TaskArgumentsError",
+    "TimeLimitExceeded",
     "UnknownTaskError",
     "UnprocessableMessageError",
 ]
@@ -56,6 +59,15 @@ class TaskArgumentsError(UnprocessableMessageError, ValueError):
     """A task's kwargs do not fit its handler's signature (or fail its type annotations)."""
 
 
+class HandlerResultError(SqsxError):
+    """A handler returned something sqsx cannot finish for it (a generator: its body never
+    ran). The message is retried with backoff, as for any handler error."""
+
+
+class ConfigurationError(SqsxError, ValueError):
+    """A setting or option is out of its bounds; the message names it and the bound."""
+
+
 class HandlerSignatureError(SqsxError, TypeError):
     """A handler given at registration cannot be called the way sqsx calls it: a task
     handler as ``fn(context, **kwargs)``, a raw handler as ``fn(queue_url, sqs_message)``."""
@@ -86,6 +98,17 @@ class Retry(Exception):
         super().__init__(min_backoff_seconds, max_backoff_seconds)
         self.min_backoff_seconds = min_backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
+
+
+class TimeLimitExceeded(BaseException):
+    """Raised inside a handler's thread when it runs past its ``time_limit``.
+
+    A ``BaseException``, so that the usual ``except Exception`` in a handler does not
+    swallow it. Its message gets the ``TIMED_OUT`` verdict and the queue's backoff.
+
+    It is raised as a class, so it carries no arguments; the ``TIMED_OUT`` log line and
+    ``Outcome.reason`` name the limit.
+    """
 
 
 class NoRetry(Exception):
