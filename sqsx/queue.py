@@ -211,8 +211,10 @@ class BaseQueue:
                 running, waiting and being received never exceed ``max_threads +
                 receivers * max_messages`` (see ``ConsumeOptions.receivers``). ``async def``
                 handlers run on one event loop; each running coroutine takes a thread.
-            wait_seconds: seconds to pause after an empty receive (default 10).
-            polling_wait_seconds: SQS long-polling time per receive, 0 to 20 s (default 10).
+            wait_seconds: seconds to pause after ``polling_wait_seconds`` of empty receives
+                (default 10).
+            polling_wait_seconds: SQS long polling on an idle queue, 0 to 20 s (default 10),
+                sent as receives of at most 1 s each so that a stop ends within about 1 s.
             run_forever: ``False`` does one receive, processes what came, and returns.
             enable_signal_to_exit_gracefully: install SIGINT/SIGTERM handlers (main thread
                 only; the previous handlers are restored on return). The first signal stops
