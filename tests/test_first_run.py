@@ -337,3 +337,16 @@ def test_a_taken_port_is_one_error_without_werkzeugs_own_lines(
         LocalSqs(port=local_sqs.port).start()
     assert caught.value.errno == errno.EADDRINUSE
     assert capfd.readouterr().err == ""
+
+
+def test_the_version_is_a_final_release_pip_prefers_over_0_7_0() -> None:
+    # pip skips pre-releases (1.0.0.dev0) unless asked: this version must not be one
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    import sqsx
+
+    assert version("sqsx") == sqsx.__version__
+    assert not Version(sqsx.__version__).is_prerelease
+    assert Version(sqsx.__version__) > Version("0.7.0")
