@@ -136,7 +136,8 @@ class LocalSqs:
         """Bind 127.0.0.1 and serve in a daemon thread.
 
         Raises:
-            LocalSqsUnavailable: moto's server is not installed.
+            LocalSqsUnavailable: moto is not installed, older than 5, or installed
+                without its server; the message says which, and the fix.
             OSError: the port is taken (``errno.EADDRINUSE``).
         """
         moto_app, make_server, request_handler = _moto_server()
