@@ -12,19 +12,18 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 from sqsx.aio import EventLoopThread
 from sqsx.backoff import BackoffPolicy
 from sqsx.codec import decode_task
 from sqsx.exceptions import (
     HandlerResultError,
-    NoRetry,
-    Retry,
     TimeLimitExceeded,
     UnknownTaskError,
     UnprocessableMessageError,
 )
+from sqsx.fates import Fates, PoisonPolicy
 from sqsx.hooks import HookChain, Processing, Runtime
 from sqsx.message import Message
 from sqsx.outcome import Outcome, Verdict
@@ -43,10 +42,6 @@ __all__ = [
 
 logger = logging.getLogger("sqsx.dispatch")
 
-#: What to do with a message that can never succeed (undecodable, unknown task, bad kwargs):
-#: ``"retry"`` backs it off until the redrive policy dead-letters it; ``"delete"`` drops it
-#: at once with an ERROR line.
-PoisonPolicy = Literal["retry", "delete"]
 
 # What handlers usually return: not awaitable, no need to look closer.
 _PLAIN_RESULTS = (str, bytes, int, float, bool, dict, list, tuple)
@@ -91,8 +86,11 @@ class Dispatcher:
         self.queue_url = queue_url
         self.backoff = backoff
         self.poison_policy = poison_policy
+        self.fates = Fates(queue_url, backoff, poison_policy)
         self.hooks = hooks if hooks is not None else HookChain()
         self.time_limit = time_limit
+        #: Concurrency caps by task name (``sqsx.caps``); replaced whole, never mutated.
+        self.task_caps: Mapping[str, int] = {}
         self.event_loop = EventLoopThread("sqsx-async")
         self.time_limits = TimeLimits()
 
@@ -133,7 +131,7 @@ class Dispatcher:
                     processing.message = message
             call, label, limit = self._prepare(message, lambda_context)
         except Exception as err:
-            outcome = self._unreadable(message, err)
+            outcome = self.fates.unreadable(message, err)
             if processing is not None:
                 chain.before(processing)
                 chain.after(processing, outcome)
@@ -192,32 +190,7 @@ class Dispatcher:
                 return abandon.outcome or self.timed_out(message, label, guard.limit, late=True)
             if state is GuardState.INTERRUPTED or isinstance(err, TimeLimitExceeded):
                 return self.timed_out(message, label, guard.limit, time.perf_counter() - started)
-        elapsed = time.perf_counter() - started
-        if err is None:
-            return Outcome(Verdict.SUCCEEDED, None, "", elapsed)
-        if isinstance(err, NoRetry):
-            logger.info(
-                "NoRetry raised, deleting message_id=%s task=%s queue_url=%s",
-                message.message_id,
-                label,
-                self.queue_url,
-            )
-            return Outcome(Verdict.NO_RETRY, None, "NoRetry raised", elapsed)
-        if isinstance(err, Retry):
-            policy = self.backoff.overridden(err.min_backoff_seconds, err.max_backoff_seconds)
-            delay = policy.delay(message.receive_count)
-            logger.info(
-                "Retry raised, retrying in %ss message_id=%s task=%s receive_count=%s queue_url=%s",
-                delay,
-                message.message_id,
-                label,
-                message.receive_count,
-                self.queue_url,
-            )
-            return Outcome(Verdict.RETRIED, delay, "Retry raised", elapsed)
-        # SystemExit, KeyboardInterrupt...: never the worker's to act on
-        level = logging.WARNING if isinstance(err, Exception) else logging.ERROR
-        return self._failed(message, label, err, elapsed, level)
+        return self.fates.handled(message, label, err, time.perf_counter() - started)
 
     def _invoke(self, call: Callable[[], object], guard: Guard | None) -> BaseException | None:
         """Call the handler (and finish what it returned); what it raised, or ``None``.
@@ -247,20 +220,7 @@ class Dispatcher:
         late: bool = False,
     ) -> Outcome:
         """The outcome of a handler that ran past its time limit (and its log line)."""
-        delay = self.backoff.delay(message.receive_count)
-        if not late:
-            logger.warning(
-                "handler ran past its time limit of %gs, retrying in %ss message_id=%s "
-                "task=%s receive_count=%s queue_url=%s",
-                limit,
-                delay,
-                message.message_id,
-                label,
-                message.receive_count,
-                self.queue_url,
-            )
-        reason = f"ran past its time limit of {limit:g}s"
-        return Outcome(Verdict.TIMED_OUT, delay, reason, elapsed or limit, late=late)
+        return self.fates.timed_out(message, label, limit, elapsed, late=late)
 
     def _finish(self, result: object, guard: Guard | None) -> None:
         """Run what a handler returned if it is awaitable (within its time limit: the
@@ -275,73 +235,10 @@ class Dispatcher:
                 "(handlers are plain or async def functions, not generators)"
             )
 
-    def _failed(
-        self, message: Message, label: str, err: BaseException, elapsed: float, level: int
-    ) -> Outcome:
-        delay = self.backoff.delay(message.receive_count)
-        kind = type(err).__name__
-        hint = "" if level < logging.ERROR else " (a BaseException: it does not stop the worker)"
-        logger.log(
-            level,
-            "handler raised %s%s, retrying in %ss message_id=%s task=%s receive_count=%s "
-            "queue_url=%s",
-            kind,
-            hint,
-            delay,
-            message.message_id,
-            label,
-            message.receive_count,
-            self.queue_url,
-            exc_info=err,
-        )
-        return Outcome(Verdict.RETRIED, delay, f"handler raised {kind}", elapsed)
-
-    def _unreadable(self, message: Message, err: Exception) -> Outcome:
-        """The outcome of a message that failed before its handler: unprocessable, or a
-        passing failure (a hook could not fetch its payload, say) retried with backoff."""
-        if isinstance(err, UnprocessableMessageError):
-            return self.unprocessable(message, err)
-        delay = self.backoff.delay(message.receive_count)
-        logger.warning(
-            "could not prepare the message (%s), retrying in %ss message_id=%s task=%s "
-            "receive_count=%s queue_url=%s",
-            type(err).__name__,
-            delay,
-            message.message_id,
-            _task_name_or_dash(message),
-            message.receive_count,
-            self.queue_url,
-            exc_info=True,
-        )
-        return Outcome(Verdict.RETRIED, delay, f"preparing raised {type(err).__name__}")
-
     def unprocessable(self, message: Message, err: UnprocessableMessageError) -> Outcome:
         """The outcome of a message no handler can take, per ``poison_policy`` (and its log
-        line); runtimes call it for messages they cannot even read."""
-        reason = f"{type(err).__name__}: {err}"
-        task = _task_name_or_dash(message)
-        if self.poison_policy == "delete":
-            logger.error(
-                "unprocessable message deleted (poison_policy=delete) message_id=%s task=%s "
-                "reason=%s queue_url=%s",
-                message.message_id,
-                task,
-                reason,
-                self.queue_url,
-            )
-            return Outcome(Verdict.UNPROCESSABLE, None, reason)
-        delay = self.backoff.delay(message.receive_count)
-        logger.warning(
-            "unprocessable message, retrying in %ss until the redrive policy dead-letters it "
-            "message_id=%s task=%s reason=%s receive_count=%s queue_url=%s",
-            delay,
-            message.message_id,
-            task,
-            reason,
-            message.receive_count,
-            self.queue_url,
-        )
-        return Outcome(Verdict.UNPROCESSABLE, delay, reason)
+        line)."""
+        return self.fates.unprocessable(message, err)
 
 
 class _Abandon:
@@ -384,13 +281,6 @@ class _Abandon:
         )
         if self.runtime is not None:
             self.runtime(self.message, outcome)
-
-
-def _task_name_or_dash(message: Message) -> str:
-    """The TaskName attribute for log lines, whatever shape it came in; ``-`` if none."""
-    attribute = (message.raw.get("MessageAttributes") or {}).get("TaskName")
-    value = attribute.get("StringValue") if isinstance(attribute, Mapping) else None
-    return value[:200] if isinstance(value, str) and value else "-"
 
 
 class TaskDispatcher(Dispatcher):

@@ -18,6 +18,7 @@ from sqsx.dispatch import (
     RawDispatcher,
     TaskDispatcher,
 )
+from sqsx.exceptions import ConfigurationError
 from sqsx.hooks import Hook, HookChain
 from sqsx.message import Message
 from sqsx.ordering import is_fifo
@@ -38,6 +39,7 @@ from sqsx.timelimits import checked_time_limit
 
 if TYPE_CHECKING:
     from sqsx.options import ConsumeOptions
+    from sqsx.payloads import S3Payloads
 
 __all__ = ["BaseQueue", "Queue", "RawQueue"]
 
@@ -47,6 +49,17 @@ class _Unset:
 
 
 _UNSET = _Unset()
+_MAX_CONCURRENCY = 1024
+
+
+def _checked_cap(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_CONCURRENCY:
+        raise ConfigurationError(
+            f"max_concurrency must be a whole number from 1 to {_MAX_CONCURRENCY} or None, "
+            f"got {value!r}"
+        )
+    return value
+
 
 logger = logging.getLogger("sqsx.queue")
 
@@ -82,6 +95,9 @@ class BaseQueue:
         time_limit: seconds a handler may run before it is stopped and its message backed
             off (verdict ``TIMED_OUT``); ``None`` (default) for no limit. See
             ``sqsx.timelimits`` for what can and cannot be interrupted.
+        payloads: ``sqsx.payloads.S3Payloads``: large messages through S3, Extended
+            Client pointers read (added after ``hooks``; its default threshold is
+            ``max_message_bytes``).
 
     Raises:
         ConfigurationError: a setting is out of bounds (a ``ValueError``); the error names
@@ -103,6 +119,7 @@ class BaseQueue:
         poison_policy: PoisonPolicy = "retry",
         hooks: Iterable[Hook] = (),
         time_limit: float | None = None,
+        payloads: S3Payloads | None = None,
     ) -> None:
         self._time_limit = checked_time_limit(time_limit)
         self._options = queue_settings(
@@ -119,6 +136,8 @@ class BaseQueue:
         self._backoff = BackoffPolicy(
             self._options.min_backoff_seconds, self._options.max_backoff_seconds
         )
+        if payloads is not None:  # last: it sends (and sizes) what the other hooks made
+            hooks = (*hooks, payloads.for_queue(self.max_message_bytes))
         self._hooks = HookChain(hooks)
 
     def _bind(self, dispatcher: Dispatcher) -> None:
@@ -353,6 +372,7 @@ class Queue(BaseQueue):
         validate_on_send: bool = False,
         hooks: Iterable[Hook] = (),
         time_limit: float | None = None,
+        payloads: S3Payloads | None = None,
     ) -> None:
         super().__init__(
             url,
@@ -363,6 +383,7 @@ class Queue(BaseQueue):
             poison_policy=poison_policy,
             hooks=hooks,
             time_limit=time_limit,
+            payloads=payloads,
         )
         self._validate_on_send = validate_on_send
         self._registry = HandlerRegistry()
@@ -384,11 +405,16 @@ class Queue(BaseQueue):
             validate_on_send=self._validate_on_send,
             **self._settings(),
         )
-        limits = self._task_dispatcher.task_limits
+        limits, caps = self._task_dispatcher.task_limits, self._task_dispatcher.task_caps
         for name in self._registry.names():
             handler = self._registry.get(name)
             if handler is not None:
-                twin.add_task_handler(name, handler, time_limit=limits.get(name, _UNSET))
+                twin.add_task_handler(
+                    name,
+                    handler,
+                    time_limit=limits.get(name, _UNSET),
+                    max_concurrency=caps.get(name),
+                )
         return twin
 
     def add_task(self, task_name: str, **kwargs: Any) -> Any:
@@ -468,6 +494,7 @@ class Queue(BaseQueue):
         task_handler_function: TaskHandler,
         *,
         time_limit: float | _Unset | None = _UNSET,
+        max_concurrency: int | None = None,
     ) -> None:
         """Run ``task_handler_function(context, **kwargs)`` for tasks named ``task_name``.
 
@@ -478,23 +505,31 @@ class Queue(BaseQueue):
             task_handler_function: a plain or ``async def`` function.
             time_limit: seconds this task's handler may run (above 0, at most 43200);
                 ``None`` for no limit; default: the queue's ``time_limit``.
+            max_concurrency: at most this many messages of the task run at once in one
+                worker process or Lambda invocation (1 to 1024); ``None`` (default) for no
+                cap. Waiting messages hold no thread (see ``sqsx.caps``).
 
         Raises:
-            ConfigurationError: ``time_limit`` is out of bounds.
+            ConfigurationError: ``time_limit`` or ``max_concurrency`` is out of bounds.
         """
         limits = dict(self._task_dispatcher.task_limits)
         if isinstance(time_limit, _Unset):
             limits.pop(task_name, None)
         else:
             limits[task_name] = checked_time_limit(time_limit)
+        caps = dict(self._task_dispatcher.task_caps)
+        caps.pop(task_name, None)
+        if max_concurrency is not None:
+            caps[task_name] = _checked_cap(max_concurrency)
         self._registry.register(task_name, task_handler_function)
         self._task_dispatcher.task_limits = limits
+        self._task_dispatcher.task_caps = caps
 
     def remove_task_handler(self, task_name: str) -> bool:
         """Forget the handler of ``task_name``; ``False`` when there was none."""
-        limits = dict(self._task_dispatcher.task_limits)
-        limits.pop(task_name, None)
-        self._task_dispatcher.task_limits = limits
+        dispatcher = self._task_dispatcher
+        dispatcher.task_limits = {k: v for k, v in dispatcher.task_limits.items() if k != task_name}
+        dispatcher.task_caps = {k: v for k, v in dispatcher.task_caps.items() if k != task_name}
         return self._registry.unregister(task_name)
 
     @property
@@ -519,6 +554,7 @@ class RawQueue(BaseQueue):
         poison_policy: PoisonPolicy = "retry",
         hooks: Iterable[Hook] = (),
         time_limit: float | None = None,
+        payloads: S3Payloads | None = None,
     ) -> None:
         super().__init__(
             url,
@@ -529,6 +565,7 @@ class RawQueue(BaseQueue):
             poison_policy=poison_policy,
             hooks=hooks,
             time_limit=time_limit,
+            payloads=payloads,
         )
         check_raw_handler(message_handler_function)  # a TypeError naming the problem
         self._raw_dispatcher = RawDispatcher(

@@ -145,8 +145,12 @@ class LambdaHandler:
             self._hooks = (structured.record_hook(),)
             self._with_context = structured.invocation(self._respond)
         self._chain = self._dispatcher.hooks.plus(*self._hooks)
+        dispatcher = self._dispatcher
         self._runner = BatchRunner(
-            self._process, max_threads=threads, deadline_margin_ms=deadline_margin_ms
+            self._process,
+            max_threads=threads,
+            deadline_margin_ms=deadline_margin_ms,
+            caps=lambda: dispatcher.task_caps,
         )
         self.max_threads = threads
         self.deadline_margin_ms = deadline_margin_ms

@@ -1,6 +1,9 @@
 """Runs the records of one invocation on a reused thread pool, under Lambda's deadline.
 
-Up to ``max_threads`` workers pull records in event order. On a FIFO queue the group rule
+Up to ``max_threads`` workers pull records in event order. Once recent invocations show
+the records to be fast (their mean handler time times the record count within
+``INLINE_BUDGET_SECONDS``), the invoking thread runs them inline, fanning out only what is
+left when the budget is spent: a fast batch pays for no thread hand-off. On a FIFO queue the group rule
 of ``sqsx.ordering`` (the same as the polling worker's) applies: groups run side by side,
 the records of a group one after another, and once a record of a group fails the rest of
 that group is skipped (reported without running) and hidden until after the failed one,
@@ -21,11 +24,12 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from sqsx.caps import ConcurrencyCaps
 from sqsx.dispatch import AbandonFn, Outcome
 from sqsx.message import Message
 from sqsx.ordering import GroupGate
@@ -33,6 +37,12 @@ from sqsx.ordering import GroupGate
 __all__ = ["BatchRunner", "Fate", "Job", "RecordResult"]
 
 logger = logging.getLogger(__name__)
+
+#: Records expected to take less than this (seconds, in all) run inline, in the invoking
+#: thread, before any fan-out; the expectation is the mean handler time of recent
+#: invocations times the record count.
+INLINE_BUDGET_SECONDS = 0.002
+_WEIGHT = 0.3  # of the newest batch in the running mean
 
 #: Runs one message through the core (``Dispatcher.process``, with the runtime's hooks):
 #: ``fn(message, lambda_context, on_abandon, limit_cap) -> Outcome``.
@@ -112,6 +122,7 @@ class _Batch:
         ordered: bool,
         clock: _Clock,
         blocked: dict[str | None, float],
+        caps: ConcurrencyCaps | None = None,
     ) -> None:
         self.lock = threading.Lock()
         self.waiting: deque[Job] = deque()
@@ -119,6 +130,7 @@ class _Batch:
         self.results: dict[int, RecordResult] = {}
         self.running: dict[int, Job] = {}
         self.clock = clock
+        self.caps = caps if caps is not None and caps.active else None
         self.given_up = False
         self.abandoned = False  # a handler was abandoned past its time limit
         self.done = threading.Event()  # every job has a result
@@ -137,16 +149,24 @@ class _Batch:
                 self._skip(list(self.waiting), self.clock.not_started, 0)
                 self.waiting.clear()
                 return None
-            job = self.gate.pick(self.waiting)
+            caps = self.caps
+            job = self.gate.pick(self.waiting, None if caps is None else self._allowed)
             if job is not None:
                 self.running[job.index] = job
+                if caps is not None:
+                    caps.started(job.message)
             return job
+
+    def _allowed(self, job: Job) -> bool:
+        return self.caps is None or self.caps.allowed(job.message)
 
     def finish(self, job: Job, result: RecordResult) -> None:
         with self.lock:
             if self.given_up or job.index not in self.running:
                 return
             del self.running[job.index]
+            if self.caps is not None:
+                self.caps.finished(job.message)
             self.results[job.index] = result
             retry_after = result.visibility_timeout if result.reported else None
             held = self.gate.finish(job, retry_after, self.waiting, time.monotonic())
@@ -213,8 +233,16 @@ class BatchRunner:
         deadline_margin_ms: no record starts with less than this many milliseconds left.
     """
 
-    def __init__(self, process: ProcessFn, *, max_threads: int, deadline_margin_ms: int) -> None:
+    def __init__(
+        self,
+        process: ProcessFn,
+        *,
+        max_threads: int,
+        deadline_margin_ms: int,
+        caps: Callable[[], Mapping[str, int]] | None = None,
+    ) -> None:
         self._process = process
+        self._caps = caps
         self._max_threads = max_threads
         self._margin_ms = deadline_margin_ms
         self._pool: ThreadPoolExecutor | None = None
@@ -222,6 +250,7 @@ class BatchRunner:
         # FIFO groups whose failed message is not back yet, kept across invocations
         self._blocked: dict[str | None, float] = {}
         self._blocked_lock = threading.Lock()  # one invocation at a time uses them
+        self._mean: float | None = None  # seconds per record, over recent invocations
 
     def run(
         self, jobs: Sequence[Job], lambda_context: Any, *, ordered_groups: bool
@@ -234,10 +263,12 @@ class BatchRunner:
             ordered_groups: FIFO semantics (the group rule of ``sqsx.ordering``).
         """
         clock = _Clock(lambda_context, self._margin_ms)
+        caps = None if self._caps is None else ConcurrencyCaps(self._caps)
         if not ordered_groups:
-            return self._run(_Batch(jobs, False, clock, {}), jobs, lambda_context)
+            return self._run(_Batch(jobs, False, clock, {}, caps), jobs, lambda_context)
         with self._blocked_lock:  # FIFO invocations share the blocked groups: one at a time
-            return self._run(_Batch(jobs, True, clock, self._blocked), jobs, lambda_context)
+            batch = _Batch(jobs, True, clock, self._blocked, caps)
+            return self._run(batch, jobs, lambda_context)
 
     def _run(self, batch: _Batch, jobs: Sequence[Job], lambda_context: Any) -> list[RecordResult]:
         if self._max_threads == 1:
@@ -245,16 +276,23 @@ class BatchRunner:
             if batch.abandoned:  # its replacement ran the rest
                 self._wait(batch)
         else:
-            # A few workers pull jobs from the batch: one future per worker, not per
-            # record, keeps the pool's cost off every record.
-            pool = self._executor()
-            for _ in range(min(self._max_threads, len(jobs))):
-                pool.submit(self._work, batch, lambda_context)
-            self._wait(batch)
+            expected = None if self._mean is None else self._mean * len(jobs)
+            if expected is not None and expected <= INLINE_BUDGET_SECONDS:
+                # Records known to be fast run inline: a thread hand-off would cost more than
+                # it saves. Past the budget (a slow record after all), the rest fan out.
+                self._work(batch, lambda_context, time.perf_counter() + INLINE_BUDGET_SECONDS)
+            if not batch.done.is_set():
+                # A few workers pull jobs from the batch: one future per worker, not per
+                # record, keeps the pool's cost off every record.
+                pool = self._executor()
+                for _ in range(min(self._max_threads, len(batch.waiting) or 1)):
+                    pool.submit(self._work, batch, lambda_context)
+                self._wait(batch)
             if batch.given_up or batch.abandoned:
                 self.close()  # its threads may stay busy: later invocations get a fresh pool
         with batch.lock:
             results = dict(batch.results)
+        self._learn(results.values())
         return [
             results.get(job.index)
             or RecordResult(job.message, Fate.ABANDONED, None, "its thread ended abnormally")
@@ -281,8 +319,17 @@ class BatchRunner:
         if not batch.done.wait(batch.clock.seconds_to_give_up()) and not batch.done.is_set():
             batch.give_up(f"still running with less than {self._margin_ms // 2} ms left")
 
-    def _work(self, batch: _Batch, lambda_context: Any) -> None:
-        while (job := batch.pull()) is not None:
+    def _learn(self, results: Iterable[RecordResult]) -> None:
+        """Fold this batch's mean handler time into the running mean (warm invocations)."""
+        times = [r.outcome.handler_seconds for r in results if r.outcome is not None]
+        if times:
+            mean = sum(times) / len(times)
+            self._mean = mean if self._mean is None else self._mean + _WEIGHT * (mean - self._mean)
+
+    def _work(self, batch: _Batch, lambda_context: Any, until: float | None = None) -> None:
+        """Run jobs until none is left (or, inline, until ``time.perf_counter()`` passes
+        ``until``, leaving the rest to the pool)."""
+        while (until is None or time.perf_counter() < until) and (job := batch.pull()) is not None:
             if job.preset is not None:
                 outcome = job.preset
             else:

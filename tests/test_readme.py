@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_client, queue_counts, wait_until
+from conftest import queue_counts, wait_until
 
+from sqsx.cli.target import make_client
 from sqsx.local import LocalSqs
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+BUCKET = re.compile(r'S3Payloads\(.*?,\s*"([a-z0-9.-]+)"')
 AWS_URL = re.compile(r"https://sqs\.[a-z0-9-]+\.amazonaws\.com/\d{12}/([A-Za-z0-9_.-]+)")
 
 
@@ -36,6 +38,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalSqs]:
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", local.endpoint_url)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", local.endpoint_url)  # same port, path-style
         monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
@@ -61,6 +64,9 @@ def test_every_python_block_of_the_readme_runs(
         attributes = {"FifoQueue": "true"} if name.endswith(".fifo") else {}
         urls[name] = client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     assert set(urls) >= {"tasks", "orders.fifo"}
+    s3 = make_client(server.endpoint_url, service="s3")
+    for bucket in sorted({m for block in blocks for m in BUCKET.findall(block)}):
+        s3.create_bucket(Bucket=bucket)
     namespace: dict[str, Any] = {
         "__name__": "readme",
         # placeholders for the reader's own code and settings
@@ -68,6 +74,7 @@ def test_every_python_block_of_the_readme_runs(
         "order_is_cancelled": lambda order_id: False,
         "payment_service_is_down": lambda: False,
         "record_handler": lambda record: None,
+        "big_text": "x" * 1_200_000,  # over SQS's 1 MiB: through S3
     }
 
     # When each block runs in turn in one namespace; the first consumes until stopped, so
@@ -88,6 +95,8 @@ def test_every_python_block_of_the_readme_runs(
     assert delayed == 1  # the send_task with delay_seconds=60
     assert visible >= 100  # send_tasks' hundred resize tasks, and the typed task
     assert not [r for r in namespace["results"] if not r.ok]
+    # And the large task's body went to S3
+    assert s3.list_objects_v2(Bucket="my-payload-bucket")["KeyCount"] == 1
 
 
 def _stop_once_printed(namespace: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from errno import EADDRINUSE
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from sqsx.cli.target import (
     CommandFailed,
     UsageError,
@@ -25,7 +27,7 @@ from sqsx.exceptions import TaskArgumentsError
 from sqsx.queue import Queue
 from sqsx.sending import TaskMessage
 from sqsx.signature import signature_of
-from sqsx.sqs import read_depth
+from sqsx.sqs import error_code, read_depth
 
 __all__ = ["create_queues", "run_local", "run_send", "run_stats"]
 
@@ -65,6 +67,15 @@ def run_local(args: argparse.Namespace) -> int:
         )
         for name, url, note in queues:
             print(f"  {name}: {url}{note}")
+        # moto's server answers every service: S3 is on the same port (path-style URLs).
+        print(f"sqsx local: S3 on {server.endpoint_url} (path-style)")
+        s3 = make_client(server.endpoint_url, service="s3")
+        for bucket in args.bucket:
+            try:
+                s3.create_bucket(Bucket=bucket)
+            except ClientError as err:
+                raise CommandFailed(f"cannot create bucket {bucket!r}: {error_code(err)}") from err
+            print(f"  bucket {bucket}: {server.endpoint_url}/{bucket}")
         print(f"export SQSX_ENDPOINT_URL={server.endpoint_url}")
         print("Press Ctrl-C to stop.", flush=True)
         # A signal handler must not take a lock (Event.set does): it appends, we poll.
