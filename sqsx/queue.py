@@ -511,6 +511,8 @@ class Queue(BaseQueue):
 
         Raises:
             ConfigurationError: ``time_limit`` or ``max_concurrency`` is out of bounds.
+            HandlerSignatureError: (a ``TypeError``) the function cannot be called
+                ``fn(context, **kwargs)``; the message names it, its file and line.
         """
         limits = dict(self._task_dispatcher.task_limits)
         if isinstance(time_limit, _Unset):
