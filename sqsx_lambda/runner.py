@@ -3,8 +3,10 @@
 Up to ``max_threads`` workers pull records in event order. Once recent invocations show
 the records to be fast (their mean handler time times the record count within
 ``INLINE_BUDGET_SECONDS``), the invoking thread runs them inline, fanning out only what is
-left when the budget is spent: a fast batch pays for no thread hand-off. On a FIFO queue the group rule
-of ``sqsx.ordering`` (the same as the polling worker's) applies: groups run side by side,
+left when the budget is spent: a fast batch pays for no thread hand-off.
+
+On a FIFO queue the group rule of ``sqsx.ordering`` (the same as the polling worker's)
+applies: groups run side by side,
 the records of a group one after another, and once a record of a group fails the rest of
 that group is skipped (reported without running) and hidden until after the failed one,
 so SQS redelivers the group in order.
