@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SOURCES := $(wildcard sqsx sqsx_lambda tests examples bench)
 
-.PHONY: help venv lint lint-deploy format test test-fast test-powertools-oldest demo bench clean build-SqsxLayer
+.PHONY: help venv lint lint-deploy format test test-fast test-powertools-oldest dist demo bench clean build-SqsxLayer
 
 help:
 	@echo "make test   - set up .venv, lint (ruff, mypy --strict, cfn-lint, deploy/) and run every test"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench  - run the benchmarks and print the table"
 	@echo "make lint   - ruff, mypy, cfn-lint, hadolint and kubernetes-validate only"
 	@echo "make test-fast - the tests without the fault suite"
+	@echo "make dist   - build the sdist and the wheel into dist/ and check them"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +41,7 @@ format: venv
 	$(BIN)/ruff check --fix $(SOURCES)
 	$(BIN)/ruff format $(SOURCES)
 
-test: lint
+test: lint dist
 	$(BIN)/pytest
 	$(MAKE) test-powertools-oldest
 
@@ -61,6 +62,19 @@ test-powertools-oldest: venv $(POWERTOOLS_DIR)/.stamp
 test-fast: venv
 	$(BIN)/pytest -m "not fault"
 
+# The sdist and the wheel, built as PyPI would get them: no warning from the build backend
+# (deprecations included), metadata that twine accepts, and nothing but sqsx and sqsx_lambda
+# in the wheel (0.7.0 shipped a top-level `tests` package).
+dist: venv
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist . > $(VENV)/build.log 2>&1 || { cat $(VENV)/build.log; exit 1; }
+	@if grep -E "Deprecat|SetuptoolsWarning|BuildBackendWarning" $(VENV)/build.log; then \
+		echo "make dist: the build printed the warnings above"; exit 1; fi
+	$(BIN)/twine check --strict dist/*
+	$(BIN)/python -c "import glob, sys, zipfile; names = zipfile.ZipFile(glob.glob('dist/*.whl')[0]).namelist(); \
+		extra = sorted({n.split('/')[0] for n in names} - {'sqsx', 'sqsx_lambda'} - {n.split('/')[0] for n in names if n.endswith('.dist-info/METADATA')}); \
+		sys.exit(f'unexpected top-level entries in the wheel: {extra}' if extra else 0)"
+
 # Both runtimes on an embedded SQS (moto, 127.0.0.1): `sqsx worker --drain`, then sqsx_lambda.
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
@@ -71,7 +85,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-sqsx070 .powertools-* .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .venv-sqsx070 .powertools-* .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info
 
 # Called by `sam build` (template.yaml, SqsxLayer, BuildMethod: makefile): sqsx[lambda] and its
 # dependencies as a layer, with wheels for the functions' runtime (python3.13, x86_64).

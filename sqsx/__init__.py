@@ -25,7 +25,7 @@ from sqsx.stats import StatsSnapshot
 if TYPE_CHECKING:
     from sqsx.options import ConsumeOptions
 
-__version__ = "1.0.0.dev0"
+__version__ = "1.0.0"
 
 __all__ = [  # noqa: RUF022 - grouped by purpose
     # queues

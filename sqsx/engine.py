@@ -38,7 +38,9 @@ from sqsx.sqs import (
     EntryFailure,
     SqsClient,
     delete_batch,
+    describe_error,
     error_code,
+    is_bad_credentials,
     is_missing_queue,
     is_permanent,
     is_sqs_error,
@@ -60,6 +62,12 @@ _ERROR_BACKOFF_FIRST = 0.5
 _ERROR_BACKOFF_CAP = 20.0
 _FLUSH_SECONDS = 10.0
 _RECEIVE_MARGIN_SECONDS = 5.0
+# Receives long-poll in slices of at most this many seconds (SQS takes whole seconds), so a
+# stop never waits long for the receive in flight: a long poll cannot be cut short, and
+# one abandoned could still take a message that would then stay hidden.
+_POLL_SLICE_SECONDS = 1
+# While draining, the pause after an empty slice, in which the drain check can end the run.
+_DRAIN_PAUSE_SECONDS = 0.5
 _DEFAULT_VISIBILITY_TIMEOUT = 30
 
 
@@ -165,7 +173,7 @@ class Engine:
             self._shutdown(receivers, threads)
         if self._fatal is not None:
             raise QueueUnavailableError(
-                f"SQS refused {self._url}: {error_code(self._fatal)}"
+                f"SQS refused {self._url}: {describe_error(self._fatal)}"
             ) from self._fatal
 
     def thread_ids(self) -> frozenset[int]:
@@ -174,13 +182,13 @@ class Engine:
 
     def _drained(self) -> bool:
         """With ``drain``: the last receive was empty, nothing is held or pending, and SQS
-        reports no visible, in-flight or delayed message (checked at most once a second)."""
+        reports no visible, in-flight or delayed message (read at most once a second)."""
         now = time.monotonic()
         if not self._options.drain or self._polling.is_set() or now < self._next_drain_check:
             return False
-        self._next_drain_check = now + 1.0
         if self._inbox.in_hand() or self._deletes.pending() or self._keeper.pending():
             return False
+        self._next_drain_check = now + 1.0  # a depth read at most once a second
         try:
             depth = read_depth(self._client, self._url)
         except Exception as err:
@@ -227,14 +235,16 @@ class Engine:
             )
             timeout = int(response["Attributes"]["VisibilityTimeout"])
         except Exception as err:
-            if is_missing_queue(err):
-                raise QueueUnavailableError(f"SQS refused {self._url}: {error_code(err)}") from err
+            if is_missing_queue(err) or is_bad_credentials(err):
+                raise QueueUnavailableError(
+                    f"SQS refused {self._url}: {describe_error(err)}"
+                ) from err
             # e.g. a role without sqs:GetQueueAttributes: consuming may still be allowed
             logger.warning(
-                "could not read VisibilityTimeout (%s), assuming %ss; pass visibility_timeout "
-                "to set it queue_url=%s",
-                error_code(err),
+                "could not read VisibilityTimeout (%s), assuming %ss%s queue_url=%s",
+                describe_error(err),
                 _DEFAULT_VISIBILITY_TIMEOUT,
+                "; pass visibility_timeout to set it" if is_permanent(err) else "",
                 self._url,
             )
             return _DEFAULT_VISIBILITY_TIMEOUT
@@ -251,10 +261,13 @@ class Engine:
     # -- receiving ---------------------------------------------------------------------------
 
     def _receive_loop(self, index: int) -> None:
+        options = self._options
         failures = 0
+        idle = 0  # seconds of empty long polls since the last message or pause
+        wait = min(options.polling_wait_seconds, _POLL_SLICE_SECONDS)
         while not self._stop.is_set() and not self._limits.spent():
             # Only the first receiver long-polls an idle queue; the others join in once
-            # messages flow, so an empty queue costs one receive per polling period.
+            # messages flow, so an empty queue costs one receive per poll slice (1 s).
             if index and not self._polling.wait(0.5):
                 continue
             if not self._inbox.reserve(self._options.max_messages, self._hand_limit):
@@ -267,9 +280,9 @@ class Engine:
                 )
                 return
             try:
-                got = self._receive(reserved=self._options.max_messages, wanted=wanted)
+                got = self._receive(reserved=options.max_messages, wait_seconds=wait, wanted=wanted)
             except Exception as err:
-                self._inbox.put((), reserved=self._options.max_messages)
+                self._inbox.put((), reserved=options.max_messages)
                 self._limits.give_back(wanted)
                 failures += 1
                 if self._receive_failed(err, failures):
@@ -278,27 +291,33 @@ class Engine:
             failures = 0
             self._limits.give_back(wanted - got)
             if got:
+                idle = 0
                 self._polling.set()
-            else:
-                self._polling.clear()
-                if self._options.wait_seconds:
-                    self._stop.wait(self._options.wait_seconds)
+                continue
+            self._polling.clear()
+            idle += wait
+            if idle >= options.polling_wait_seconds:  # a whole polling period came up empty
+                idle = 0
+                if options.wait_seconds:
+                    self._stop.wait(options.wait_seconds)
+            elif options.drain:
+                self._stop.wait(_DRAIN_PAUSE_SECONDS)
 
     def _receive_once(self) -> None:
         try:
-            self._receive(reserved=0)
+            self._receive(reserved=0, wait_seconds=self._options.polling_wait_seconds)
         except Exception as err:
             self._receive_failed(err, 1, wait=False)
 
-    def _receive(self, reserved: int, wanted: int | None = None) -> int:
-        """One ReceiveMessage call for up to ``wanted`` messages (default ``max_messages``)
-        against a reservation of ``reserved``; queues what came (and frees the reservation)
-        and returns how many."""
+    def _receive(self, reserved: int, wait_seconds: int, wanted: int | None = None) -> int:
+        """One ReceiveMessage call for up to ``wanted`` messages (default ``max_messages``),
+        long-polling ``wait_seconds``, against a reservation of ``reserved``; queues what
+        came (and frees the reservation) and returns how many."""
         wanted = wanted or self._options.max_messages
         response = self._client.receive_message(
             QueueUrl=self._url,
             MaxNumberOfMessages=wanted,
-            WaitTimeSeconds=self._options.polling_wait_seconds,
+            WaitTimeSeconds=wait_seconds,
             VisibilityTimeout=self._visibility_timeout,
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
@@ -324,7 +343,9 @@ class Engine:
         permanent and the run must end."""
         if is_permanent(err):
             logger.error(
-                "SQS refused ReceiveMessage: %s, stopping queue_url=%s", error_code(err), self._url
+                "SQS refused ReceiveMessage: %s; stopping queue_url=%s",
+                describe_error(err),
+                self._url,
             )
             self._fatal = err
             self._stop.set()
@@ -332,7 +353,7 @@ class Engine:
         delay = min(_ERROR_BACKOFF_FIRST * 2 ** (failures - 1), _ERROR_BACKOFF_CAP)
         logger.warning(
             "ReceiveMessage failed: %s%s (failure %d in a row) queue_url=%s",
-            error_code(err),
+            describe_error(err),
             f", retrying in {delay:.1f}s" if wait else "",
             failures,
             self._url,
@@ -414,7 +435,12 @@ class Engine:
         if not messages:
             return
         self._stats.released(len(messages))
-        logger.info("releasing %d unstarted messages queue_url=%s", len(messages), self._url)
+        logger.info(
+            "releasing %d unstarted message%s queue_url=%s",
+            len(messages),
+            "" if len(messages) == 1 else "s",
+            self._url,
+        )
         for message in messages:
             self._keeper.change(message, 0)
 
@@ -451,25 +477,33 @@ class Engine:
         self._release(self._inbox.close())
         options = self._options
         deadline = None if options.stop_timeout is None else time.monotonic() + options.stop_timeout
+        if self._inbox.running and not self._force.is_set():
+            logger.info(
+                "waiting for %d running handler%s to finish%s; stop again (a second Ctrl-C or "
+                "SIGTERM) to abandon them queue_url=%s",
+                self._inbox.running,
+                "" if self._inbox.running == 1 else "s",
+                "" if options.stop_timeout is None else f" (up to {options.stop_timeout:g} s)",
+                self._url,
+            )
         if not self._inbox.wait_idle(deadline, self._force):
             logger.warning(
-                "stopping with %d handlers still running; their messages reappear after the "
-                "visibility timeout queue_url=%s",
+                "stopping with %d handlers still running; their messages reappear once their "
+                "visibility timeout ends queue_url=%s",
                 self._inbox.running,
                 self._url,
             )
             for message in self._keeper.held():
                 self._keeper.let_go(message)
         # A long poll cannot be cut short, and one abandoned could still be handed a message
-        # that would then stay hidden for the visibility timeout. So it is waited for (on an
-        # idle queue up to polling_wait_seconds) and what it brings is released; a second
-        # stop request (``force``) skips the wait.
-        limit = time.monotonic() + self._options.polling_wait_seconds + _RECEIVE_MARGIN_SECONDS
+        # that would then stay hidden for the visibility timeout. So it is waited for (up to
+        # one poll slice) and what it brings is released; a second stop request (``force``)
+        # skips the wait.
+        limit = time.monotonic() + _POLL_SLICE_SECONDS + _RECEIVE_MARGIN_SECONDS
         if any(r.is_alive() for r in receivers) and not self._force.is_set():
-            logger.info(
-                "waiting up to %ss for the receive in flight; stop again to exit at once "
-                "queue_url=%s",
-                self._options.polling_wait_seconds,
+            logger.debug(
+                "waiting up to %ss for the receive in flight queue_url=%s",
+                _POLL_SLICE_SECONDS + _RECEIVE_MARGIN_SECONDS,
                 self._url,
             )
         for receiver in receivers:

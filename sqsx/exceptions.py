@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigurationError",
     "HandlerResultError",
+    "HandlerSignatureError",
     "InvalidMessageError",
     "MessageDecodeError",
     "MessageTooLargeError",
@@ -66,6 +67,11 @@ class HandlerResultError(SqsxError):
 
 class ConfigurationError(SqsxError, ValueError):
     """A setting or option is out of its bounds; the message names it and the bound."""
+
+
+class HandlerSignatureError(SqsxError, TypeError):
+    """A handler given at registration cannot be called the way sqsx calls it: a task
+    handler as ``fn(context, **kwargs)``, a raw handler as ``fn(queue_url, sqs_message)``."""
 
 
 class QueueUnavailableError(SqsxError):

@@ -5,15 +5,22 @@ this module; nothing in the runtimes does.
 
 Two adjustments make programs written for ElasticMQ run unchanged:
 
-- requests signed for a region moto does not know (ElasticMQ users sign for
-  ``elasticmq``) are served as ``us-east-1``;
+- one set of queues serves every region: moto keeps queues per signing region, so every
+  request (ElasticMQ users sign for ``elasticmq``, others for their ``AWS_REGION``) is
+  served as ``us-east-1``, as ElasticMQ, which ignores the region, does;
 - the account is ``000000000000``, so ``http://localhost:9324/000000000000/NAME`` URLs
   resolve.
+
+Works with every moto 5 (``moto[server]>=5.0,<6``): it uses moto's WSGI application
+(``DomainDispatcherApplication`` and ``create_backend_app``, in every 5.x) and moto's own
+request handler where there is one (5.2.5 added ``MotoRequestHandler``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import logging
 import re
 import threading
@@ -26,36 +33,75 @@ __all__ = ["DEFAULT_ACCOUNT_ID", "DEFAULT_PORT", "LocalSqs", "LocalSqsUnavailabl
 DEFAULT_PORT = 9324
 #: ElasticMQ's account id in queue URLs.
 DEFAULT_ACCOUNT_ID = "000000000000"
-_FALLBACK_REGION = "us-east-1"
+_REGION = "us-east-1"
 _SCOPE = re.compile(r"(Credential=[^/,\s]+/\d{8}/)([^/,\s]+)(/)")
+_MIN_MOTO = (5, 0)
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class LocalSqsUnavailable(ImportError):
-    """moto's server is not installed."""
+    """moto's server is not installed, or the installed moto is not one sqsx can run."""
 
 
-class _RegionAndAccount:
-    """WSGI middleware: unknown signing regions become us-east-1; a fixed account id."""
+class _OneRegion:
+    """WSGI middleware: every request is served as signed for us-east-1; a fixed account."""
 
-    def __init__(self, app: WsgiApp, regions: frozenset[str], account_id: str) -> None:
+    def __init__(self, app: WsgiApp, account_id: str) -> None:
         self._app = app
-        self._regions = regions
         self._account_id = account_id
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         authorization = environ.get("HTTP_AUTHORIZATION")
         if authorization:
-            environ["HTTP_AUTHORIZATION"] = _SCOPE.sub(self._known_region, authorization, 1)
+            environ["HTTP_AUTHORIZATION"] = _SCOPE.sub(rf"\g<1>{_REGION}\g<3>", authorization, 1)
         environ.setdefault("HTTP_X_MOTO_ACCOUNT_ID", self._account_id)
         return self._app(environ, start_response)
 
-    def _known_region(self, match: re.Match[str]) -> str:
-        region = match.group(2)
-        if region not in self._regions:
-            region = _FALLBACK_REGION
-        return f"{match.group(1)}{region}{match.group(3)}"
+
+def _moto_server() -> tuple[WsgiApp, Callable[..., Any], Any]:
+    """moto's WSGI application, werkzeug's ``make_server`` and the request handler to use.
+
+    Raises:
+        LocalSqsUnavailable: moto is missing, too old, or installed without ``[server]``;
+            each says so, with the command that fixes it.
+    """
+    try:
+        import moto
+    except ImportError as err:
+        raise LocalSqsUnavailable(
+            "the embedded SQS needs moto, which is not installed: pip install 'sqsx[local]'"
+        ) from err
+    version = str(getattr(moto, "__version__", "unknown"))
+    if _version_tuple(version) < _MIN_MOTO:
+        raise LocalSqsUnavailable(
+            f"moto {version} is too old for the embedded SQS, which needs moto 5 "
+            "(moto[server]>=5.0,<6): pip install --upgrade 'sqsx[local]'"
+        )
+    try:
+        from moto.moto_server import werkzeug_app
+        from werkzeug.serving import make_server
+    except ImportError as err:
+        raise LocalSqsUnavailable(
+            f"moto {version} is installed without its server ({err.name or err} is missing): "
+            "pip install 'sqsx[local]' (it installs moto[server])"
+        ) from err
+    try:
+        app = werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app)
+    except AttributeError as err:  # a moto whose server API moved (6 and later)
+        raise LocalSqsUnavailable(
+            f"moto {version} has no DomainDispatcherApplication/create_backend_app: the "
+            "embedded SQS runs on moto 5 (pip install 'moto[server]>=5.0,<6')"
+        ) from err
+    # Without it (moto before 5.2.5) werkzeug's handler serves; it differs only for S3
+    # metadata headers with underscores, which SQS does not use.
+    return app, make_server, getattr(werkzeug_app, "MotoRequestHandler", None)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """``(5, 2)`` for ``"5.2.5"`` or ``"5.2.0.dev3"``; ``()`` when unreadable."""
+    numbers = re.findall(r"\d+", version)[:2]
+    return tuple(int(n) for n in numbers)
 
 
 class LocalSqs:
@@ -90,30 +136,20 @@ class LocalSqs:
         """Bind 127.0.0.1 and serve in a daemon thread.
 
         Raises:
-            LocalSqsUnavailable: moto's server is not installed.
+            LocalSqsUnavailable: moto is not installed, older than 5, or installed
+                without its server; the message says which, and the fix.
             OSError: the port is taken (``errno.EADDRINUSE``).
         """
+        moto_app, make_server, request_handler = _moto_server()
+        # No access log per request, and no werkzeug lines before a port-taken error
+        logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
+        app = _OneRegion(moto_app, self._account_id)
         try:
-            import boto3
-            from moto.moto_server.werkzeug_app import (
-                DomainDispatcherApplication,
-                MotoRequestHandler,
-                create_backend_app,
-            )
-            from werkzeug.serving import make_server
-        except ImportError as err:
-            raise LocalSqsUnavailable(
-                "the embedded SQS needs moto's server: pip install 'sqsx[local]'"
-            ) from err
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per request
-        regions = frozenset(boto3.session.Session().get_available_regions("sqs"))
-        app = _RegionAndAccount(
-            DomainDispatcherApplication(create_backend_app), regions, self._account_id
-        )
-        try:
-            self._server = make_server(
-                "127.0.0.1", self._port, app, threaded=True, request_handler=MotoRequestHandler
-            )
+            # werkzeug prints its own lines about a taken port before exiting: ours suffices
+            with contextlib.redirect_stderr(io.StringIO()):
+                self._server = make_server(
+                    "127.0.0.1", self._port, app, threaded=True, request_handler=request_handler
+                )
         except SystemExit as err:  # werkzeug exits when the port is taken
             raise OSError(
                 errno.EADDRINUSE, f"port {self._port} on 127.0.0.1 is already in use"

@@ -32,7 +32,7 @@ from sqsx.sending import (
     send_batch,
 )
 from sqsx.settings import queue_settings
-from sqsx.signature import signature_of
+from sqsx.signature import check_raw_handler, signature_of
 from sqsx.sqs import SqsClient
 from sqsx.stats import StatsSnapshot
 from sqsx.timelimits import checked_time_limit
@@ -230,8 +230,10 @@ class BaseQueue:
                 running, waiting and being received never exceed ``max_threads +
                 receivers * max_messages`` (see ``ConsumeOptions.receivers``). ``async def``
                 handlers run on one event loop; each running coroutine takes a thread.
-            wait_seconds: seconds to pause after an empty receive (default 10).
-            polling_wait_seconds: SQS long-polling time per receive, 0 to 20 s (default 10).
+            wait_seconds: seconds to pause after ``polling_wait_seconds`` of empty receives
+                (default 10).
+            polling_wait_seconds: SQS long polling on an idle queue, 0 to 20 s (default 10),
+                sent as receives of at most 1 s each so that a stop ends within about 1 s.
             run_forever: ``False`` does one receive, processes what came, and returns.
             enable_signal_to_exit_gracefully: install SIGINT/SIGTERM handlers (main thread
                 only; the previous handlers are restored on return). The first signal stops
@@ -509,6 +511,8 @@ class Queue(BaseQueue):
 
         Raises:
             ConfigurationError: ``time_limit`` or ``max_concurrency`` is out of bounds.
+            HandlerSignatureError: (a ``TypeError``) the function cannot be called
+                ``fn(context, **kwargs)``; the message names it, its file and line.
         """
         limits = dict(self._task_dispatcher.task_limits)
         if isinstance(time_limit, _Unset):
@@ -565,8 +569,7 @@ class RawQueue(BaseQueue):
             time_limit=time_limit,
             payloads=payloads,
         )
-        if not callable(message_handler_function):
-            raise TypeError("message_handler_function must be callable")
+        check_raw_handler(message_handler_function)  # a TypeError naming the problem
         self._raw_dispatcher = RawDispatcher(
             self.url,
             self._backoff,

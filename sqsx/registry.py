@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from sqsx.signature import check_task_handler
+
 __all__ = ["HandlerRegistry", "TaskHandler"]
 
 #: A task handler: ``fn(context, **kwargs)``.
@@ -26,11 +28,16 @@ class HandlerRegistry:
         self._handlers: Mapping[str, TaskHandler] = MappingProxyType({})
 
     def register(self, task_name: str, handler: TaskHandler) -> None:
-        """Route ``task_name`` to ``handler``, replacing any earlier handler."""
+        """Route ``task_name`` to ``handler``, replacing any earlier handler.
+
+        Raises:
+            ValueError: ``task_name`` is not a non-empty string.
+            HandlerSignatureError: (a ``TypeError``) ``handler`` cannot be called
+                ``fn(context, **kwargs)``; the message names it and says why.
+        """
         if not isinstance(task_name, str) or not task_name:
             raise ValueError(f"task_name must be a non-empty string, got {task_name!r}")
-        if not callable(handler):
-            raise TypeError(f"handler for {task_name!r} is not callable: {handler!r}")
+        check_task_handler(task_name, handler)
         with self._lock:
             self._handlers = MappingProxyType({**self._handlers, task_name: handler})
 

@@ -7,6 +7,9 @@ and returns one ``SendResult`` per entry, in order: nothing is dropped without a
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -23,6 +26,7 @@ __all__ = [
     "RawMessage",
     "SendResult",
     "TaskMessage",
+    "content_deduplication_id",
     "send_batch",
 ]
 
@@ -92,8 +96,10 @@ class OutgoingMessage:
             delay_seconds: 0 to 900 s before the message can be received; standard
                 queues only (FIFO queues take a delay only as a queue setting).
             group_id: ``MessageGroupId``; required on FIFO queues.
-            deduplication_id: ``MessageDeduplicationId``, FIFO only; not needed when the
-                queue has content-based deduplication.
+            deduplication_id: ``MessageDeduplicationId``, FIFO only. Without one, a FIFO
+                message gets ``content_deduplication_id``: the same body, attributes and
+                group sent again within SQS's 5-minute window is a duplicate, whether or
+                not the queue has content-based deduplication.
         """
         if delay_seconds is not None:
             if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
@@ -110,6 +116,8 @@ class OutgoingMessage:
         if deduplication_id is not None and not fifo:
             raise ValueError("deduplication_id applies to FIFO queues only")
         check_message(body, attributes)
+        if fifo and deduplication_id is None:
+            deduplication_id = content_deduplication_id(body, attributes, group_id)
         return cls(body, dict(attributes or {}), delay_seconds, group_id, deduplication_id)
 
     def checked(self) -> OutgoingMessage:
@@ -139,6 +147,30 @@ class OutgoingMessage:
         if self.deduplication_id is not None:
             params["MessageDeduplicationId"] = self.deduplication_id
         return params
+
+
+def content_deduplication_id(
+    body: str, attributes: Mapping[str, Mapping[str, Any]] | None, group_id: str | None
+) -> str:
+    """A ``MessageDeduplicationId`` from what the message says: SHA-256 (64 hex digits, within
+    SQS's 128) of the body, the attributes and the group id.
+
+    SQS's own content-based deduplication hashes the body only, so two tasks with the same
+    kwargs but different ``TaskName`` attributes, or two groups' identical messages, would be
+    one message to it; here they are not.
+    """
+    digest = hashlib.sha256(body.encode())
+    canonical = json.dumps(
+        [group_id, attributes or {}], sort_keys=True, default=_attribute_bytes
+    ).encode()
+    digest.update(b"\0" + canonical)
+    return digest.hexdigest()
+
+
+def _attribute_bytes(value: object) -> str:
+    if isinstance(value, bytes | bytearray | memoryview):  # BinaryValue
+        return base64.b64encode(bytes(value)).decode()
+    raise TypeError(f"message attribute value of type {type(value).__name__} is not sendable")
 
 
 @dataclass(frozen=True, slots=True)

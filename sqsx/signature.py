@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqsx.clip import clip, shown
-from sqsx.exceptions import TaskArgumentsError
+from sqsx.exceptions import HandlerSignatureError, TaskArgumentsError
 
 if TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
 
-__all__ = ["TaskSignature", "signature_of"]
+__all__ = ["TaskSignature", "check_raw_handler", "check_task_handler", "signature_of"]
 
 # The longest list of problems quoted in a TaskArgumentsError (then a marker).
 MAX_REASON_CHARS = 600
@@ -138,6 +138,75 @@ def signature_of(handler: Callable[..., Any]) -> TaskSignature:
         return _cached(handler)
     except TypeError:  # an unhashable callable: not cached
         return TaskSignature(handler)
+
+
+def check_task_handler(task_name: str, handler: object) -> None:
+    """Refuse a task handler that cannot be called ``fn(context, **kwargs)``.
+
+    ``async def`` handlers are checked the same way. A callable without an introspectable
+    signature (some builtins) is accepted as it is.
+
+    Raises:
+        HandlerSignatureError: (a ``TypeError``) naming the handler and the problem.
+    """
+    signature = _signature_or_refuse(handler, f"the handler of task {task_name!r}")
+    if signature is None:
+        return
+    problem = _context_problem(signature)
+    if problem:
+        raise HandlerSignatureError(
+            f"the handler of task {task_name!r}, {_describe_callable(handler)}, cannot be "
+            f"called as fn(context, **kwargs): {problem}"
+        )
+
+
+def check_raw_handler(handler: object) -> None:
+    """Refuse a raw handler that cannot be called ``fn(queue_url, sqs_message)``.
+
+    Raises:
+        HandlerSignatureError: (a ``TypeError``) naming the handler and the problem.
+    """
+    signature = _signature_or_refuse(handler, "message_handler_function")
+    if signature is None:
+        return
+    try:
+        signature.bind("queue_url", {})
+    except TypeError as err:
+        raise HandlerSignatureError(
+            f"message_handler_function {_describe_callable(handler)} cannot be called as "
+            f"fn(queue_url, sqs_message): {err}"
+        ) from None
+
+
+def _signature_or_refuse(handler: object, what: str) -> inspect.Signature | None:
+    if not callable(handler):
+        raise HandlerSignatureError(f"{what} must be callable, got {type(handler).__name__}")
+    try:
+        return inspect.signature(handler)
+    except (TypeError, ValueError):  # some builtins and C callables have none
+        return None
+
+
+def _context_problem(signature: inspect.Signature) -> str | None:
+    """Why ``fn(context, **kwargs)`` can never bind, or ``None``."""
+    parameters = list(signature.parameters.values())
+    if not parameters or parameters[0].kind not in _POSITIONAL:
+        return "it has no positional parameter to receive the context"
+    for parameter in parameters[1:]:
+        if parameter.kind is _KIND.POSITIONAL_ONLY and parameter.default is _KIND.empty:
+            return f"parameter {parameter.name!r} is positional-only, but kwargs are passed by name"
+    return None
+
+
+def _describe_callable(handler: object) -> str:
+    """``module.name (file:line)`` for functions; the repr for other callables."""
+    name = getattr(handler, "__qualname__", None) or repr(handler)
+    module = getattr(handler, "__module__", None)
+    described = f"{module}.{name}" if module else str(name)
+    code = getattr(inspect.unwrap(handler), "__code__", None)  # type: ignore[arg-type]
+    if code is not None:
+        described += f" ({code.co_filename}:{code.co_firstlineno})"
+    return described
 
 
 def _kwargs_model(

@@ -8,7 +8,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    ParamValidationError,
+    PartialCredentialsError,
+)
 
 from sqsx.backoff import MAX_VISIBILITY_TIMEOUT_SECONDS
 from sqsx.clip import clip
@@ -22,7 +28,9 @@ __all__ = [
     "change_visibility_batch",
     "change_visibility_now",
     "delete_batch",
+    "describe_error",
     "error_code",
+    "is_bad_credentials",
     "is_missing_queue",
     "is_permanent",
     "is_transient",
@@ -37,17 +45,28 @@ MAX_BATCH_ENTRIES = 10
 _MISSING_QUEUE_CODES = frozenset(
     {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "InvalidAddress"}
 )
+# Codes that say the credentials are missing, wrong or expired (AWS's common errors:
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/CommonErrors.html).
+_CREDENTIAL_CODES = frozenset(
+    {
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+        "InvalidAccessKeyId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidSecurity",
+    }
+)
+_ACCESS_DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "KMS.AccessDeniedException"}
+)
 # Codes that retrying cannot fix: the queue is gone or we may not touch it.
-_PERMANENT_CODES = _MISSING_QUEUE_CODES | {
-    "AccessDenied",
-    "AccessDeniedException",
-    "InvalidClientTokenId",
-    "UnrecognizedClientException",
-    "SignatureDoesNotMatch",
-    "InvalidSecurity",
-    "KMS.AccessDeniedException",
-    "KMS.DisabledException",
-}
+_PERMANENT_CODES = (
+    _MISSING_QUEUE_CODES | _CREDENTIAL_CODES | _ACCESS_DENIED_CODES | {"KMS.DisabledException"}
+)
 
 
 class SqsClient(Protocol):
@@ -131,9 +150,44 @@ def is_missing_queue(err: BaseException) -> bool:
     return isinstance(err, ClientError) and error_code(err) in _MISSING_QUEUE_CODES
 
 
+def is_bad_credentials(err: BaseException) -> bool:
+    """True when there are no credentials, or SQS refused them (invalid, expired)."""
+    if isinstance(err, NoCredentialsError | PartialCredentialsError):
+        return True
+    return isinstance(err, ClientError) and error_code(err) in _CREDENTIAL_CODES
+
+
 def is_permanent(err: BaseException) -> bool:
-    """True when retrying the call that raised ``err`` cannot succeed."""
+    """True when retrying the call that raised ``err`` cannot succeed: no such queue, no
+    or refused credentials, access denied."""
+    if is_bad_credentials(err):
+        return True
     return isinstance(err, ClientError) and error_code(err) in _PERMANENT_CODES
+
+
+def describe_error(err: BaseException) -> str:
+    """One line for a log or the CLI: the error code, what it means and, for an error
+    retrying cannot fix, what to do; for a network error, the endpoint it could not reach."""
+    code = error_code(err)
+    if isinstance(err, NoCredentialsError | PartialCredentialsError):
+        return (
+            f"{code}: no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or run with an IAM role (a local SQS needs its endpoint URL)"
+        )
+    if is_bad_credentials(err):
+        return (
+            f"{code}: SQS refused the credentials (invalid or expired); renew them "
+            "(e.g. aws sso login, a new session token) or check AWS_ACCESS_KEY_ID"
+        )
+    if isinstance(err, ClientError):
+        detail = str(err.response.get("Error", {}).get("Message", "")).strip()
+        if code in _ACCESS_DENIED_CODES:
+            return f"{code}: {detail or 'access denied'}; grant the role the SQS actions it needs"
+        if code in _MISSING_QUEUE_CODES:
+            return f"{code}: the queue does not exist; check the URL and the region"
+        return f"{code}: {detail}" if detail else code
+    endpoint = getattr(err, "kwargs", {}).get("endpoint_url")
+    return f"{code}: cannot reach {endpoint}" if endpoint else f"{code}: {err}"
 
 
 _THROTTLING_CODES = frozenset(

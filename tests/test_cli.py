@@ -181,7 +181,10 @@ def test_a_second_signal_stops_at_once_with_its_exit_code(
 
     # Then it exits at once with 128 + SIGTERM, saying the handler was abandoned...
     assert code == 128 + signal.SIGTERM, worker.stderr
-    assert "stopped at once (SIGTERM twice), 1 running handlers abandoned" in worker.stderr
+    assert "stopped at once (SIGTERM twice) after " in worker.stderr
+    assert "1 running handler(s) abandoned: their messages reappear once" in worker.stderr
+    # (the first signal said that a second one abandons running handlers)
+    assert "stop again (a second Ctrl-C or SIGTERM) to abandon them" in worker.stderr
     # ...and the message comes back after the visibility timeout
     assert wait_until(lambda: queue_counts(sqs_client, url) == (1, 0, 0), timeout=10)
 

@@ -16,6 +16,7 @@ Only this package imports ``rich`` (lazily, for the progress bar) and ``sqsx.loc
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -37,7 +38,10 @@ EXIT_INTERRUPTED = 130
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``sqsx`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit
-    code. Errors get one line on stderr, ``sqsx COMMAND: error: ...``, not a traceback."""
+    code. Errors get one line on stderr, ``sqsx COMMAND: error: ...``, not a traceback.
+
+    Meant to be the last call of a process: it freezes the garbage collector's objects
+    (``gc.freeze``) on the way out."""
     args = build_parser().parse_args(argv)
     prefix = f"sqsx {args.command}: error:"
     try:
@@ -53,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:  # Ctrl-C before a command installed its own handlers
         return EXIT_INTERRUPTED
+    finally:
+        # The process exits next: spare it the final garbage collection of boto3's models,
+        # most of a second on a busy machine, between a worker's summary and its exit.
+        gc.freeze()
     return code
 
 
@@ -111,13 +119,7 @@ def _worker_parser(worker: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="exit 0 once no message was received or running for SECONDS (default: never)",
     )
-    add(
-        "--log-level",
-        type=str.upper,
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="default INFO",
-    )
+    _log_level_argument(worker)
     add(
         "--progress-interval",
         type=_bounded(float, 0),
@@ -159,6 +161,11 @@ def _local_parser(local: argparse.ArgumentParser) -> None:
         default=5,
         help="receives before a message is dead-lettered, with --with-dlq (default 5)",
     )
+    add(
+        "--no-content-based-deduplication",
+        action="store_true",
+        help="create .fifo queues without ContentBasedDeduplication",
+    )
     local.set_defaults(run=run_local)
 
 
@@ -169,6 +176,12 @@ def _send_parser(send: argparse.ArgumentParser) -> None:
     add("--kwargs", default="{}", help="the task's arguments, a JSON object (default {})")
     add("--count", type=_bounded(int, 1), default=1, help="copies to send (default 1)")
     add("--group-id", help="MessageGroupId, required for FIFO queues")
+    _log_level_argument(send)
+    add(
+        "--no-check",
+        action="store_true",
+        help="send even if the module has no handler for TASK_NAME or --kwargs do not fit it",
+    )
     send.set_defaults(run=run_send)
 
 
@@ -184,6 +197,16 @@ def _stats_parser(stats: argparse.ArgumentParser) -> None:
     add("--endpoint-url", default=os.environ.get("SQSX_ENDPOINT_URL"), help="$SQSX_ENDPOINT_URL")
     add("--json", action="store_true", help="print a JSON object")
     stats.set_defaults(run=run_stats)
+
+
+def _log_level_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="default INFO",
+    )
 
 
 def _target_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,6 +12,7 @@ The bar reads the queue's depth with ``sqsx.sqs.read_depth``, as ``sqsx stats`` 
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 import time
@@ -30,7 +31,9 @@ __all__ = [
     "Reporter",
     "StatsSource",
     "describe_stop",
+    "format_bar_text",
     "format_counters",
+    "format_eta",
     "format_summary",
     "make_reporter",
 ]
@@ -42,6 +45,8 @@ _BAR_TICK_SECONDS = 0.25
 _DEPTH_EVERY_SECONDS = 1.0
 # The bar's rate is taken over this many recent seconds.
 _RATE_WINDOW_SECONDS = 5.0
+# The shortest text right of the bar: "12,345/12,345  123.4 msg/s  ETA 1:23:45".
+_TEXT_MIN_COLUMNS = 40
 
 
 class StatsSource(Protocol):
@@ -76,7 +81,14 @@ def format_summary(snapshot: StatsSnapshot, seconds: float, ending: str) -> str:
         f"({rate:.1f} msg/s), received {snapshot.received:,}\n"
         f"  succeeded {snapshot.succeeded:,} | retried {snapshot.retried:,} | "
         f"dropped (NoRetry) {snapshot.no_retry:,} | unprocessable {snapshot.unprocessable:,} | "
-        f"released {snapshot.released:,}\n"
+        f"released {snapshot.released:,}\n" + _latencies(snapshot)
+    )
+
+
+def _latencies(snapshot: StatsSnapshot) -> str:
+    if not snapshot.succeeded + snapshot.retried + snapshot.no_retry:
+        return "  handler latency: no handler finished"
+    return (
         f"  handler latency p50 {_ms(snapshot.latency_p50)} | p95 {_ms(snapshot.latency_p95)} | "
         f"max {_ms(snapshot.latency_max)}"
     )
@@ -97,8 +109,8 @@ def describe_stop(
         last = signals[-1] if signals else signal.SIGINT
         count = "" if abandoned is None else f"{abandoned} "
         return (
-            f"stopped at once ({signal.Signals(last).name} twice), {count}running handlers "
-            "abandoned: their messages reappear after the visibility timeout",
+            f"stopped at once ({signal.Signals(last).name} twice), {count}running handler(s) "
+            "abandoned: their messages reappear once their visibility timeout ends",
             128 + int(last),
         )
     if signals:
@@ -199,22 +211,16 @@ class DrainBar(Reporter):
         super().__init__(queue, _BAR_TICK_SECONDS)
         self._bar_queue = queue
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import BarColumn, Progress, TextColumn
 
         self._console = Console(file=stream)
+        # "draining " + bar + " " + the text: the whole line fits the terminal (80 columns too)
+        self._bar_width = max(10, min(40, self._console.width - 9 - 1 - _TEXT_MIN_COLUMNS))
+        self._text_width = self._console.width - 9 - self._bar_width - 1
         self._progress = Progress(
             TextColumn("[bold]draining[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:>7.1f} msg/s  ETA"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[counters]}"),
+            BarColumn(bar_width=self._bar_width),
+            TextColumn("{task.fields[text]}"),
             console=self._console,
             redirect_stdout=False,
             redirect_stderr=False,
@@ -223,7 +229,7 @@ class DrainBar(Reporter):
         self._depth: QueueDepth | None = None
         self._next_depth = 0.0  # read at the first update
         self._window: deque[tuple[float, int]] = deque()
-        self._task = self._progress.add_task("draining", total=None, rate=0.0, counters="")
+        self._task = self._progress.add_task("draining", total=None, text="")
 
     def start(self) -> None:
         """Draw the bar and start updating it."""
@@ -265,10 +271,8 @@ class DrainBar(Reporter):
             self._task,
             completed=done,
             total=total,
-            rate=self._rate(now, snapshot.processed),
-            counters=(
-                f"retried {snapshot.retried:,} · dropped {snapshot.no_retry:,} · "
-                f"in flight {snapshot.in_flight:,}"
+            text=format_bar_text(
+                snapshot, done, total, self._rate(now, snapshot.processed), self._text_width
             ),
             refresh=final,
         )
@@ -279,6 +283,37 @@ class DrainBar(Reporter):
             self._window.popleft()
         first_time, first_count = self._window[0]
         return (processed - first_count) / (now - first_time) if now > first_time else 0.0
+
+
+def format_bar_text(
+    snapshot: StatsSnapshot, done: int, total: int | None, rate: float, width: int
+) -> str:
+    """The text right of the drain bar, at most ``width`` characters: ``done/total``, the
+    rate (messages per second), the ETA at that rate, then as many counters as fit."""
+    left = None if total is None else max(0, total - done)
+    text = (
+        f"{done:,}/{'?' if total is None else f'{total:,}'} {rate:6.1f} msg/s  "
+        f"ETA {format_eta(left, rate)}"
+    )
+    for counter in (
+        f"in flight {snapshot.in_flight:,}",
+        f"retried {snapshot.retried:,}",
+        f"dropped {snapshot.no_retry:,}",
+    ):
+        if len(text) + 3 + len(counter) > width:
+            break
+        text += f" · {counter}"
+    return text[:width]
+
+
+def format_eta(left: int | None, rate: float) -> str:
+    """``1:05`` (``m:ss``, or ``h:mm:ss`` past an hour) for ``left`` messages at ``rate`` per
+    second; ``-:--`` while either is unknown."""
+    if left is None or (left and rate <= 0):
+        return "-:--"
+    minutes, seconds = divmod(math.ceil(left / rate) if left else 0, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
 
 
 def make_reporter(

@@ -7,6 +7,8 @@ import importlib
 import logging
 import os
 import sys
+import sysconfig
+import traceback
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,6 +18,7 @@ __all__ = [
     "CommandFailed",
     "UsageError",
     "load_queue",
+    "local_endpoint",
     "make_client",
     "region_of",
     "with_overrides",
@@ -64,9 +67,9 @@ def load_queue(spec: str, app_dir: str | None = ".") -> BaseQueue:
                 f"cannot import {module_name!r}: no module named {err.name!r} "
                 f"(searched {app_dir or '.'} and sys.path)"
             ) from err
-        raise UsageError(_failed(f"importing {module_name!r}", err)) from err
+        raise UsageError(_import_failed(module_name, err)) from err
     except Exception as err:
-        raise UsageError(_failed(f"importing {module_name!r}", err)) from err
+        raise UsageError(_import_failed(module_name, err)) from err
     target: Any = module
     for part in attribute.split("."):
         try:
@@ -84,6 +87,35 @@ def load_queue(spec: str, app_dir: str | None = ".") -> BaseQueue:
             "(or a zero-argument callable returning one)"
         )
     return target
+
+
+def _import_failed(module_name: str, err: BaseException) -> str:
+    """``importing 'm' failed: KeyError: 'X' (at /app/m.py:3; ...)``: the exception and the
+    innermost line of the application (not of the standard library or an installed
+    package) that raised it."""
+    where = _where(err)
+    hint = "--log-level DEBUG shows the traceback"
+    return _failed(f"importing {module_name!r}", err) + (
+        f" (at {where}; {hint})" if where else f" ({hint})"
+    )
+
+
+def _where(err: BaseException) -> str | None:
+    if isinstance(err, SyntaxError) and err.filename:
+        return f"{err.filename}:{err.lineno}"
+    library = tuple(
+        os.path.abspath(path) + os.sep
+        for path in {sysconfig.get_path("stdlib"), sysconfig.get_path("purelib")}
+        | {sysconfig.get_path("platlib")}
+        if path
+    )
+    frames = [
+        frame
+        for frame in traceback.extract_tb(err.__traceback__)
+        if not frame.filename.startswith("<")
+        and not os.path.abspath(frame.filename).startswith(library)
+    ]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
 
 
 def _failed(what: str, err: BaseException) -> str:
@@ -135,6 +167,7 @@ def make_client(
         service: the boto3 service name (default ``"sqs"``).
     """
     import boto3
+    from botocore.exceptions import NoRegionError
 
     from sqsx.timeouts import client_config
 
@@ -146,15 +179,28 @@ def make_client(
         if not os.environ.get("AWS_ACCESS_KEY_ID"):
             key = secret = "local"
     factory: Any = boto3.client  # typed per literal service name; this one is a variable
-    return factory(
-        service,
-        endpoint_url=endpoint_url,
-        region_name=region,
-        aws_access_key_id=key,
-        aws_secret_access_key=secret,
-        # timeouts suited to a 20 s long poll (sqsx.timeouts.client_config), not botocore's 60 s
-        config=client_config(max_pool_connections=pool),
-    )
+    try:
+        return factory(
+            service,
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            # timeouts suited to a 20 s long poll (sqsx.timeouts.client_config), not 60 s
+            config=client_config(max_pool_connections=pool),
+        )
+    except NoRegionError as err:
+        raise UsageError(
+            "no AWS region: use a https://sqs.REGION.amazonaws.com/... queue URL, set "
+            "AWS_REGION, or give --endpoint-url for a local SQS"
+        ) from err
+
+
+def local_endpoint(queue_url: str) -> str | None:
+    """``http://127.0.0.1:9324`` for ``http://127.0.0.1:9324/000000000000/q``: the URL's
+    origin when it is on localhost (a local SQS), else ``None``."""
+    parts = urlsplit(queue_url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.hostname in _LOOPBACK_HOSTS else None
 
 
 def region_of(queue_url: str) -> str | None:

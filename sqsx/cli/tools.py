@@ -17,13 +17,16 @@ from sqsx.cli.target import (
     CommandFailed,
     UsageError,
     load_queue,
+    local_endpoint,
     make_client,
     region_of,
     with_overrides,
 )
-from sqsx.cli.worker import STOP_SIGNALS, say
+from sqsx.cli.worker import STOP_SIGNALS, configure_logging, say
+from sqsx.exceptions import TaskArgumentsError
 from sqsx.queue import Queue
 from sqsx.sending import TaskMessage
+from sqsx.signature import signature_of
 from sqsx.sqs import error_code, read_depth
 
 __all__ = ["create_queues", "run_local", "run_send", "run_stats"]
@@ -55,7 +58,14 @@ def run_local(args: argparse.Namespace) -> int:
     try:
         client = make_client(server.endpoint_url)
         print(f"sqsx local: SQS on {server.endpoint_url} (account {DEFAULT_ACCOUNT_ID})")
-        for name, url, note in create_queues(client, args.queue, args.with_dlq, args.max_receives):
+        queues = create_queues(
+            client,
+            args.queue,
+            args.with_dlq,
+            args.max_receives,
+            content_based_deduplication=not args.no_content_based_deduplication,
+        )
+        for name, url, note in queues:
             print(f"  {name}: {url}{note}")
         # moto's server answers every service: S3 is on the same port (path-style URLs).
         print(f"sqsx local: S3 on {server.endpoint_url} (path-style)")
@@ -80,15 +90,23 @@ def run_local(args: argparse.Namespace) -> int:
 
 
 def create_queues(
-    client: Any, names: Sequence[str], with_dlq: bool, max_receives: int
+    client: Any,
+    names: Sequence[str],
+    with_dlq: bool,
+    max_receives: int,
+    *,
+    content_based_deduplication: bool = True,
 ) -> list[tuple[str, str, str]]:
-    """Create the queues ``names`` (``.fifo`` names as FIFO queues) and, with
-    ``with_dlq``, a ``NAME-dlq`` dead-letter queue for each that takes messages received
-    ``max_receives`` times. Returns (name, URL, note) for every queue created."""
+    """Create the queues ``names`` (``.fifo`` names as FIFO queues, with content-based
+    deduplication unless ``content_based_deduplication`` is false) and, with ``with_dlq``,
+    a ``NAME-dlq`` dead-letter queue for each that takes messages received ``max_receives``
+    times. Returns (name, URL, note) for every queue created."""
     created = []
     for name in names:
         fifo = name.endswith(".fifo")
         attributes = {"FifoQueue": "true"} if fifo else {}
+        if fifo and content_based_deduplication:
+            attributes["ContentBasedDeduplication"] = "true"
         dead_letter = []
         note = ""
         if with_dlq:
@@ -119,6 +137,7 @@ def run_send(args: argparse.Namespace) -> int:
             ``--group-id``, a task too large or whose kwargs do not serialise.
         CommandFailed: SQS refused some of the messages (how many, and why, is said).
     """
+    configure_logging(args.log_level)
     try:
         kwargs = json.loads(args.kwargs)
     except json.JSONDecodeError as err:
@@ -135,6 +154,8 @@ def run_send(args: argparse.Namespace) -> int:
     fifo = queue.url.endswith(".fifo")
     if fifo and not args.group_id:
         raise UsageError(f"{queue.url} is a FIFO queue: give --group-id")
+    if not args.no_check:
+        _check_task(queue, args.target, args.task_name, kwargs)
     tasks = [
         TaskMessage(
             args.task_name,
@@ -158,6 +179,25 @@ def run_send(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_task(queue: Queue, target: str, task_name: str, kwargs: dict[str, Any]) -> None:
+    """Refuse a task the module's queue has no handler for, or kwargs that do not fit it.
+
+    Raises:
+        UsageError: one line naming the task (and the registered ones) or the fields.
+    """
+    handler = queue.dispatcher.registry.get(task_name)  # type: ignore[attr-defined]
+    if handler is None:
+        known = ", ".join(queue.task_names) or "none"
+        raise UsageError(
+            f"{target} has no handler for task {task_name!r} (registered: {known}); "
+            "--no-check sends it anyway"
+        )
+    try:
+        signature_of(handler).bind(task_name, kwargs)
+    except TaskArgumentsError as err:
+        raise UsageError(f"{err}; --no-check sends it anyway") from err
+
+
 # -- stats ------------------------------------------------------------------------------------
 
 
@@ -172,7 +212,8 @@ def run_stats(args: argparse.Namespace) -> int:
     url = args.queue_url
     if not url:
         raise UsageError("give QUEUE_URL (or set SQSX_QUEUE_URL)")
-    client = make_client(args.endpoint_url, region=region_of(url))
+    # A URL on localhost is its own endpoint (sqsx local, ElasticMQ): no region needed.
+    client = make_client(args.endpoint_url or local_endpoint(url), region=region_of(url))
     report: dict[str, Any] = {"queue_url": url, **_depth_of(client, url)}
     report["dead_letter_queue"] = _dead_letter_queue(client, url)
     if args.json:

@@ -25,7 +25,7 @@ from sqsx.cli.target import CommandFailed, UsageError, load_queue, with_override
 from sqsx.exceptions import QueueUnavailableError
 from sqsx.options import ConsumeOptions
 from sqsx.queue import BaseQueue
-from sqsx.sqs import error_code, is_missing_queue, read_depth
+from sqsx.sqs import describe_error, error_code, is_bad_credentials, is_missing_queue, read_depth
 
 __all__ = ["run_worker"]
 
@@ -113,11 +113,13 @@ def _depth_line(queue: BaseQueue, *, drain: bool) -> str:
     """The startup line's queue depth; raises ``CommandFailed`` when the queue is missing
     (or, with ``--drain``, which needs the depth, unreadable)."""
     try:
-        return f"{read_depth(queue.sqs_client, queue.url).total:,} messages on the queue"
+        total = read_depth(queue.sqs_client, queue.url).total
     except (ClientError, BotoCoreError) as err:
-        if drain or is_missing_queue(err):  # --drain reads the depth to know when to stop
-            raise CommandFailed(f"cannot read {queue.url}: {error_code(err)}: {err}") from err
+        # --drain reads the depth to know when to stop; without credentials nothing works
+        if drain or is_missing_queue(err) or is_bad_credentials(err):
+            raise CommandFailed(f"cannot read {queue.url}: {describe_error(err)}") from err
         return f"queue depth unknown ({error_code(err)})"  # consuming may be allowed
+    return f"{total:,} message{'' if total == 1 else 's'} on the queue"
 
 
 def _consume(
