@@ -6,6 +6,8 @@ from sqsx.dispatch import Outcome, Verdict
 from sqsx.exceptions import (
     ConfigurationError,
     HandlerResultError,
+    HandlerSignatureError,
+    InvalidMessageError,
     MessageDecodeError,
     MessageTooLargeError,
     NoRetry,
@@ -13,8 +15,10 @@ from sqsx.exceptions import (
     Retry,
     SqsxError,
     TaskArgumentsError,
+    TimeLimitExceeded,
     UnknownTaskError,
     UnprocessableMessageError,
+    WrongTypeError,
 )
 from sqsx.hooks import Hook, Processing
 from sqsx.message import Message
@@ -57,6 +61,11 @@ __all__ = [  # noqa: RUF022 - grouped by purpose
     "TaskArgumentsError",
     "UnknownTaskError",
     "UnprocessableMessageError",
+    "WrongTypeError",
+    "HandlerSignatureError",
+    "InvalidMessageError",
+    # control flow sqsx raises inside a handler past its time limit
+    "TimeLimitExceeded",
 ]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from sqsx.exceptions import ConfigurationError
+
 __all__ = ["MAX_VISIBILITY_TIMEOUT_SECONDS", "BackoffPolicy", "backoff_seconds"]
 
 #: SQS's upper bound for a visibility timeout: 12 hours.
@@ -34,7 +36,7 @@ class BackoffPolicy:
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_seconds <= self.max_seconds <= MAX_VISIBILITY_TIMEOUT_SECONDS:
-            raise ValueError(
+            raise ConfigurationError(
                 "backoff needs 0 <= min_seconds <= max_seconds <= "
                 f"{MAX_VISIBILITY_TIMEOUT_SECONDS}, got min_seconds={self.min_seconds}, "
                 f"max_seconds={self.max_seconds}"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from sqsx.clip import shown
-from sqsx.exceptions import MessageDecodeError, MessageTooLargeError
+from sqsx.exceptions import InvalidMessageError, MessageDecodeError, MessageTooLargeError
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -101,7 +101,7 @@ def _jsonable(value: Any) -> Any:
 def task_attributes(task_name: str) -> dict[str, dict[str, str]]:
     """The message attributes that carry ``task_name``."""
     if not isinstance(task_name, str) or not task_name:
-        raise ValueError(f"task_name must be a non-empty string, got {task_name!r}")
+        raise InvalidMessageError(f"task_name must be a non-empty string, got {task_name!r}")
     return {TASK_NAME_ATTRIBUTE: {"DataType": "String", "StringValue": task_name}}
 
 

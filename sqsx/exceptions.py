@@ -21,6 +21,7 @@ __all__ = [
     "TimeLimitExceeded",
     "UnknownTaskError",
     "UnprocessableMessageError",
+    "WrongTypeError",
 ]
 
 
@@ -63,6 +64,11 @@ class TaskArgumentsError(UnprocessableMessageError, ValueError):
 class HandlerResultError(SqsxError):
     """A handler returned something sqsx cannot finish for it (a generator: its body never
     ran). The message is retried with backoff, as for any handler error."""
+
+
+class WrongTypeError(SqsxError, TypeError):
+    """A value of the wrong kind was given (a client that is not an SQS client, a hook that
+    is not a ``Hook``...); the message names it."""
 
 
 class ConfigurationError(SqsxError, ValueError):

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from sqsx.exceptions import WrongTypeError
 from sqsx.message import Message
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ class HookChain:
         self.hooks: tuple[Hook, ...] = tuple(hooks)
         for hook in self.hooks:
             if not isinstance(hook, Hook):
-                raise TypeError(f"{hook!r} is not a sqsx.hooks.Hook")
+                raise WrongTypeError(f"{hook!r} is not a sqsx.hooks.Hook")
         # Only hooks that override a method are called for it: the hot path stays short.
         self._resolvers = _overriding(self.hooks, "resolve_message")
         self._before = _overriding(self.hooks, "before_process")

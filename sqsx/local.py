@@ -27,6 +27,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from sqsx.exceptions import SqsxError
+
 __all__ = ["DEFAULT_ACCOUNT_ID", "DEFAULT_PORT", "LocalSqs", "LocalSqsUnavailable"]
 
 #: ElasticMQ's port, which local SQS users already know.
@@ -40,7 +42,7 @@ _MIN_MOTO = (5, 0)
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-class LocalSqsUnavailable(ImportError):
+class LocalSqsUnavailable(SqsxError, ImportError):
     """moto's server is not installed, or the installed moto is not one sqsx can run."""
 
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from sqsx.dispatch import Outcome, Verdict
+from sqsx.exceptions import ConfigurationError
 from sqsx.hooks import Hook, Processing
 from sqsx.sqs import error_code, read_depth
 
@@ -167,7 +168,7 @@ class PrometheusMetrics(Hook):
         at least 1 s) and export its messages waiting for a handler. Stop it with
         ``close()``."""
         if interval < 1:
-            raise ValueError(f"interval must be at least 1 second, got {interval}")
+            raise ConfigurationError(f"interval must be at least 1 second, got {interval}")
         name = queue_name(queue.url)
 
         def waiting() -> float:

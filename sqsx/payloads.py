@@ -23,7 +23,12 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any, Literal
 
 from sqsx.codec import DEFAULT_MAX_MESSAGE_BYTES, is_object
-from sqsx.exceptions import ConfigurationError, MessageTooLargeError
+from sqsx.exceptions import (
+    ConfigurationError,
+    InvalidMessageError,
+    MessageTooLargeError,
+    WrongTypeError,
+)
 from sqsx.hooks import Hook
 from sqsx.message import Message
 from sqsx.payload_fetch import PayloadFetchError, S3Client, fetch_payload
@@ -112,7 +117,7 @@ class S3Payloads(Hook):
     ) -> None:
         for method in ("put_object", "get_object", "delete_object"):
             if not callable(getattr(s3_client, method, None)):
-                raise TypeError(f"s3_client is not a boto3 S3 client: it lacks {method}")
+                raise WrongTypeError(f"s3_client is not a boto3 S3 client: it lacks {method}")
         if not isinstance(bucket, str) or not bucket:
             raise ConfigurationError("bucket must be a non-empty string")
         if threshold_bytes is not None and not 0 <= threshold_bytes <= DEFAULT_MAX_MESSAGE_BYTES:
@@ -182,7 +187,7 @@ class S3Payloads(Hook):
         if self._threshold != 0 and outgoing.size <= self.threshold_bytes:
             return outgoing
         if len(outgoing.attributes) >= _MAX_ATTRIBUTES:
-            raise ValueError(
+            raise InvalidMessageError(
                 f"cannot offload a message with {len(outgoing.attributes)} message attributes: "
                 f"SQS allows {_MAX_ATTRIBUTES} and the S3 pointer needs one"
             )
@@ -209,7 +214,7 @@ class S3Payloads(Hook):
     def _new_key(self, outgoing: OutgoingMessage) -> str:
         key = self._prefix + self._key_function(outgoing)
         if not isinstance(key, str) or not 1 <= len(key.encode("utf-8")) <= _MAX_KEY_BYTES:
-            raise ValueError(
+            raise ConfigurationError(
                 f"S3 keys are 1 to {_MAX_KEY_BYTES} UTF-8 bytes; key_function gave {key!r}"
             )
         return key

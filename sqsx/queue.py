@@ -18,7 +18,7 @@ from sqsx.dispatch import (
     RawDispatcher,
     TaskDispatcher,
 )
-from sqsx.exceptions import ConfigurationError
+from sqsx.exceptions import ConfigurationError, WrongTypeError
 from sqsx.hooks import Hook, HookChain
 from sqsx.message import Message
 from sqsx.ordering import is_fifo
@@ -131,7 +131,9 @@ class BaseQueue:
         )
         missing = [m for m in _REQUIRED_METHODS if not callable(getattr(sqs_client, m, None))]
         if missing:
-            raise TypeError(f"sqs_client is not a boto3 SQS client: it lacks {', '.join(missing)}")
+            raise WrongTypeError(
+                f"sqs_client is not a boto3 SQS client: it lacks {', '.join(missing)}"
+            )
         self._client: SqsClient = sqs_client
         self._backoff = BackoffPolicy(
             self._options.min_backoff_seconds, self._options.max_backoff_seconds

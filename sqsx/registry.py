@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from sqsx.exceptions import ConfigurationError
 from sqsx.signature import check_task_handler
 
 __all__ = ["HandlerRegistry", "TaskHandler"]
@@ -36,7 +37,7 @@ class HandlerRegistry:
                 ``fn(context, **kwargs)``; the message names it and says why.
         """
         if not isinstance(task_name, str) or not task_name:
-            raise ValueError(f"task_name must be a non-empty string, got {task_name!r}")
+            raise ConfigurationError(f"task_name must be a non-empty string, got {task_name!r}")
         check_task_handler(task_name, handler)
         with self._lock:
             self._handlers = MappingProxyType({**self._handlers, task_name: handler})

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqsx.attributes import check_message
 from sqsx.codec import DEFAULT_MAX_MESSAGE_BYTES, TASK_NAME_ATTRIBUTE, message_size
+from sqsx.exceptions import InvalidMessageError, WrongTypeError
 from sqsx.sqs import MAX_BATCH_ENTRIES, SqsClient, error_code, is_transient, retry_delay
 
 __all__ = [
@@ -103,18 +104,18 @@ class OutgoingMessage:
         """
         if delay_seconds is not None:
             if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
-                raise ValueError(
+                raise InvalidMessageError(
                     f"delay_seconds must be between 0 and {MAX_DELAY_SECONDS}, got {delay_seconds}"
                 )
             if fifo:
-                raise ValueError(
+                raise InvalidMessageError(
                     "FIFO queues refuse a per-message delay_seconds; set DelaySeconds on the "
                     "queue instead"
                 )
         if fifo and not group_id:
-            raise ValueError("a FIFO queue needs a group_id for every message")
+            raise InvalidMessageError("a FIFO queue needs a group_id for every message")
         if deduplication_id is not None and not fifo:
-            raise ValueError("deduplication_id applies to FIFO queues only")
+            raise InvalidMessageError("deduplication_id applies to FIFO queues only")
         check_message(body, attributes)
         if fifo and deduplication_id is None:
             deduplication_id = content_deduplication_id(body, attributes, group_id)
@@ -170,7 +171,7 @@ def content_deduplication_id(
 def _attribute_bytes(value: object) -> str:
     if isinstance(value, bytes | bytearray | memoryview):  # BinaryValue
         return base64.b64encode(bytes(value)).decode()
-    raise TypeError(f"message attribute value of type {type(value).__name__} is not sendable")
+    raise WrongTypeError(f"message attribute value of type {type(value).__name__} is not sendable")
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +202,9 @@ def merge_attributes(
 ) -> dict[str, Mapping[str, Any]]:
     """A task's ``TaskName`` attribute plus the caller's own (which may not redefine it)."""
     if extra and TASK_NAME_ATTRIBUTE in extra:
-        raise ValueError(f"the {TASK_NAME_ATTRIBUTE} message attribute is reserved for sqsx")
+        raise InvalidMessageError(
+            f"the {TASK_NAME_ATTRIBUTE} message attribute is reserved for sqsx"
+        )
     return {**task_attributes, **(extra or {})}
 
 

@@ -12,6 +12,7 @@ import traceback
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqsx.exceptions import SqsxError
 from sqsx.queue import BaseQueue
 
 __all__ = [
@@ -29,12 +30,12 @@ logger = logging.getLogger(__name__)
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
-class UsageError(Exception):
+class UsageError(SqsxError):
     """The command line does not work as given; the message says why, in one line
     (exit code 2)."""
 
 
-class CommandFailed(Exception):
+class CommandFailed(SqsxError):
     """A command failed for a reason outside the command line (SQS refused, could not be
     reached, the port is taken); the message says why, in one line (exit code 1)."""
 
