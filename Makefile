@@ -4,8 +4,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SOURCES := $(wildcard sqsx sqsx_lambda tests examples bench)
+# LocalStack, the second SQS server of the tests: its own venv on Python 3.13 (pyenv's),
+# pinned by tests/localstack/constraints.txt; reused until the constraints change.
+LOCALSTACK_VENV ?= .venv-localstack
+LOCALSTACK_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) \
+	$(shell command -v python3.13 2>/dev/null))
+LOCALSTACK_STAMP := $(LOCALSTACK_VENV)/.installed-stamp
 
-.PHONY: help venv lint format test test-fast demo bench clean build-SqsxLayer
+.PHONY: help venv localstack lint format test test-fast demo bench clean build-SqsxLayer
 
 help:
 	@echo "make test   - set up .venv, lint (ruff, mypy --strict, cfn-lint) and run every test"
@@ -13,6 +19,7 @@ help:
 	@echo "make bench  - run the benchmarks and print the table"
 	@echo "make lint   - ruff, mypy and cfn-lint only"
 	@echo "make test-fast - the tests without the fault suite"
+	@echo "make localstack - install LocalStack (the tests' second SQS server) into $(LOCALSTACK_VENV)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +28,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+$(LOCALSTACK_STAMP): tests/localstack/constraints.txt
+	@test -n "$(LOCALSTACK_PYTHON)" || { echo "LocalStack needs python3.13 (pyenv install 3.13)"; exit 1; }
+	$(LOCALSTACK_PYTHON) -m venv $(LOCALSTACK_VENV)
+	$(LOCALSTACK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCALSTACK_VENV)/bin/python -m pip install --quiet -c tests/localstack/constraints.txt \
+		'localstack-core[runtime]==2026.3.0' service_identity
+	touch $(LOCALSTACK_STAMP)
+
+localstack: $(LOCALSTACK_STAMP)
 
 lint: venv
 	$(BIN)/ruff check $(SOURCES)
@@ -32,10 +49,10 @@ format: venv
 	$(BIN)/ruff check --fix $(SOURCES)
 	$(BIN)/ruff format $(SOURCES)
 
-test: lint
+test: lint localstack
 	$(BIN)/pytest
 
-test-fast: venv
+test-fast: venv localstack
 	$(BIN)/pytest -m "not fault"
 
 # Both runtimes on an embedded SQS (moto, 127.0.0.1): `sqsx worker --drain`, then sqsx_lambda.
@@ -48,7 +65,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-sqsx070 .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(LOCALSTACK_VENV) .venv-sqsx070 .mypy_cache .pytest_cache .ruff_cache build *.egg-info
 
 # Called by `sam build` (template.yaml, SqsxLayer, BuildMethod: makefile): sqsx[lambda] and its
 # dependencies as a layer, with wheels for the functions' runtime (python3.13, x86_64).

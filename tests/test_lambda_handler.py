@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import CallCounter, lambda_event, queue_counts, wait_until
+from servers import LOCALSTACK_FIFO_GROUP_LOCK
 
 from sqsx import NoRetry, Queue, RawQueue, Retry
 from sqsx_lambda import EventError, LambdaHandler
@@ -322,6 +323,7 @@ def test_a_record_still_running_at_the_deadline_is_reported_and_left_invisible(
         release.set()
 
 
+@LOCALSTACK_FIFO_GROUP_LOCK
 def test_a_failed_record_of_a_fifo_group_holds_back_the_rest_of_its_group(
     sqs_client: Any, make_queue: Callable[..., str], handlers: Callable[..., LambdaHandler]
 ) -> None:
