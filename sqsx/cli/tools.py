@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from errno import EADDRINUSE
 from typing import Any
 
-from sqsx.cli.dlq import find_dead_letter_queue
+from sqsx.cli.deadletter import find_dead_letter_queue
 from sqsx.cli.target import (
     CommandFailed,
     UsageError,
