@@ -266,8 +266,9 @@ def server_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_ServerPoo
 
 @pytest.fixture(scope="session")
 def sqs_server(request: pytest.FixtureRequest, server_pool: _ServerPool) -> SqsServer:
-    """The server of this test's id (``[moto]`` or ``[localstack]``)."""
-    return server_pool.get(request.param)
+    """The server of this test's id (``[moto]`` or ``[localstack]``). A test that asks for
+    it only at run time (``request.getfixturevalue``) was not parametrised: it gets moto."""
+    return server_pool.get(getattr(request, "param", "moto"))
 
 
 @pytest.fixture(scope="session")
