@@ -104,6 +104,9 @@ def _spawn(port: int, volume: Path, log: Path) -> subprocess.Popen[bytes]:
         "HOME": os.environ.get("HOME", str(volume)),
         "SERVICES": "sqs,s3",
         "GATEWAY_LISTEN": f"127.0.0.1:{port}",
+        # The default (twisted) gateway binds 0.0.0.0 whatever GATEWAY_LISTEN's host says;
+        # hypercorn binds the host given (test_servers.py checks it).
+        "GATEWAY_SERVER": "hypercorn",
         "LOCALSTACK_HOST": f"127.0.0.1:{port}",
         "SQS_ENDPOINT_STRATEGY": "off",  # URLs as http://127.0.0.1:PORT/ACCOUNT/NAME
         "DNS_ADDRESS": "0",  # no DNS server
@@ -121,7 +124,19 @@ def _spawn(port: int, volume: Path, log: Path) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group, stopped as one
+            preexec_fn=_die_with_parent,
         )
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the test process dies, even by SIGKILL (Linux's
+    PR_SET_PDEATHSIG), so no LocalStack outlives a killed test run."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux/glibc: the session fixture's stop is all there is
+        pass
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> bool:
