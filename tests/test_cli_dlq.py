@@ -80,7 +80,7 @@ def test_ls_shows_the_dead_letter_queue_its_depth_and_oldest_message(
     # And the sampled messages are visible again at once
     assert queue_counts(sqs_client, dlq) == (3, 0, 0)
     code, text, _ = sqsx("ls", source)
-    assert code == 0 and f"dead-letter queue  {dlq} (after 1 receives)" in text
+    assert code == 0 and f"dead-letter queue  {dlq} (after 1 receive)" in text
     assert "3 visible, 0 in flight, 0 delayed" in text and "oldest message     sent" in text
 
 
@@ -136,6 +136,7 @@ def test_replay_runs_the_handlers_and_deletes_only_what_succeeded(
     assert code == 1
     assert "replayed 6: 3 succeeded, 1 NoRetry, 2 failed, 0 unprocessable" in out
     assert "4 deleted, 2 left in the dead-letter queue" in out
+    assert "visible in the dead-letter queue again now" in out
     assert queue_counts(sqs_client, dlq) == (2, 0, 0)
 
 

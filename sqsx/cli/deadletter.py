@@ -45,6 +45,8 @@ def find_dead_letter_queue(client: Any, source_url: str) -> DeadLetterQueue | No
 
 
 def run_ls(client: Any, dlq: DeadLetterQueue, as_json: bool) -> int:
+    """``sqsx dlq ls``: the DLQ, its depth, and the oldest sent time among up to ten
+    messages sampled (received for 5 s, then made visible again)."""
     depth = read_depth(client, dlq.url)
     sample = _receive_and_release(client, dlq.url, 10, hold=5) if depth.visible else []
     sent = [_sent_at(message) for message in sample]
@@ -64,7 +66,7 @@ def run_ls(client: Any, dlq: DeadLetterQueue, as_json: bool) -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(f"source queue       {dlq.source_url}")
-    print(f"dead-letter queue  {dlq.url} (after {dlq.max_receive_count} receives)")
+    print(f"dead-letter queue  {dlq.url} (after {_receives(dlq.max_receive_count)})")
     print(
         f"messages           {depth.visible:,} visible, {depth.in_flight:,} in flight, "
         f"{depth.delayed:,} delayed"
@@ -78,6 +80,8 @@ def run_ls(client: Any, dlq: DeadLetterQueue, as_json: bool) -> int:
 
 
 def run_peek(client: Any, dlq: DeadLetterQueue, count: int, body: bool, as_json: bool) -> int:
+    """``sqsx dlq peek``: up to ``count`` messages, described; bodies only with ``body``.
+    Nothing is deleted."""
     if not as_json:
         print(
             f"peeking at up to {count} messages of {dlq.url}: each is invisible for a moment "
@@ -149,6 +153,10 @@ def _describe(message: dict[str, Any], with_body: bool) -> dict[str, Any]:
     if with_body:
         row["body"] = message.get("Body", "")
     return row
+
+
+def _receives(count: int) -> str:
+    return f"{count} receive{'' if count == 1 else 's'}"
 
 
 def _sent_at(message: dict[str, Any]) -> datetime | None:

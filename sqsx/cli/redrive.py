@@ -70,8 +70,12 @@ def _move_refused(err: ClientError) -> str:
 
 def _follow(client: Any, dlq: DeadLetterQueue) -> int:
     shown = None
+    unlisted = 0
     while True:
         task = next(iter(_move_tasks(client, dlq)), {})
+        unlisted = 0 if task else unlisted + 1
+        if unlisted > 30:  # about 30 s without the task in ListMessageMoveTasks
+            raise CommandFailed(f"the redrive from {dlq.url} is not listed by SQS; see the console")
         status = str(task.get("Status", "RUNNING"))
         moved = int(task.get("ApproximateNumberOfMessagesMoved", 0))
         total = task.get("ApproximateNumberOfMessagesToMove")
@@ -147,4 +151,9 @@ def run_replay(queue: BaseQueue, dlq: DeadLetterQueue, limit: int, hold: int) ->
         f"{verdicts[Verdict.UNPROCESSABLE]:,} unprocessable; {deleted:,} deleted, "
         f"{len(seen) - deleted:,} left in the dead-letter queue"
     )
+    if deleted < len(seen):
+        print(
+            "the messages left are visible in the dead-letter queue again now (a handler's "
+            "'retrying in N s' log line does not apply to a replay)"
+        )
     return 0 if deleted == len(seen) else 1
