@@ -4,13 +4,20 @@ from typing import TYPE_CHECKING, Any
 
 from sqsx.dispatch import Outcome, Verdict
 from sqsx.exceptions import (
+    ConfigurationError,
+    HandlerResultError,
+    MessageDecodeError,
     MessageTooLargeError,
     NoRetry,
     QueueUnavailableError,
     Retry,
     SqsxError,
     TaskArgumentsError,
+    UnknownTaskError,
+    UnprocessableMessageError,
 )
+from sqsx.hooks import Hook, Processing
+from sqsx.message import Message
 from sqsx.queue import BaseQueue, Queue, RawQueue
 from sqsx.sending import RawMessage, SendResult, TaskMessage
 from sqsx.stats import StatsSnapshot
@@ -20,23 +27,36 @@ if TYPE_CHECKING:
 
 __version__ = "1.0.0.dev0"
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - grouped by purpose
+    # queues
     "BaseQueue",
     "ConsumeOptions",
-    "MessageTooLargeError",
-    "NoRetry",
-    "Outcome",
     "Queue",
-    "QueueUnavailableError",
-    "RawMessage",
     "RawQueue",
-    "Retry",
+    # sending
+    "RawMessage",
     "SendResult",
-    "SqsxError",
-    "StatsSnapshot",
-    "TaskArgumentsError",
     "TaskMessage",
+    # processing: what a message is, what became of it, and the hooks that see it
+    "Hook",
+    "Message",
+    "Outcome",
+    "Processing",
+    "StatsSnapshot",
     "Verdict",
+    # control flow a handler may raise
+    "NoRetry",
+    "Retry",
+    # errors: every one is a SqsxError
+    "ConfigurationError",
+    "HandlerResultError",
+    "MessageDecodeError",
+    "MessageTooLargeError",
+    "QueueUnavailableError",
+    "SqsxError",
+    "TaskArgumentsError",
+    "UnknownTaskError",
+    "UnprocessableMessageError",
 ]
 
 

@@ -25,12 +25,15 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sqsx.batching import BatchFlusher
-from sqsx.dispatch import Dispatcher, Outcome, Verdict
+from sqsx.dispatch import Dispatcher, Outcome
 from sqsx.exceptions import QueueUnavailableError
+from sqsx.hooks import HookChain
 from sqsx.inbox import Inbox
 from sqsx.message import Message
+from sqsx.ordering import Hold, is_fifo
 from sqsx.sqs import (
     BatchEntry,
+    EntryFailure,
     SqsClient,
     delete_batch,
     error_code,
@@ -64,7 +67,8 @@ class Engine:
         client: the SQS client (share one across threads; size its connection pool).
         queue_url: the queue.
         dispatcher: the processing core.
-        stats: counters to feed.
+        hooks: the hooks to run around each message (the queue's, plus the run's own).
+        stats: counters to feed (received and released messages; the hooks count the rest).
         options: validated ``consume_messages`` options.
         stop: set to stop gracefully (``exit_gracefully`` and the first signal set it).
         force: set to stop without waiting for running handlers (the second signal).
@@ -75,6 +79,7 @@ class Engine:
         client: SqsClient,
         queue_url: str,
         dispatcher: Dispatcher,
+        hooks: HookChain,
         stats: Stats,
         options: ConsumeOptions,
         stop: threading.Event,
@@ -83,11 +88,14 @@ class Engine:
         self._client = client
         self._url = queue_url
         self._dispatcher = dispatcher
+        self._hooks = hooks
         self._stats = stats
         self._options = options
         self._stop = stop
         self._force = force
-        self._inbox = Inbox(fifo=queue_url.endswith(".fifo"))
+        self._inbox = Inbox(fifo=is_fifo(queue_url))
+        self._threads: list[threading.Thread] = []
+        self._deleting: dict[str, Message] = {}  # receipt handle -> message, for after_delete
         self._fatal: BaseException | None = None
         self._timer_done = threading.Event()
         self._polling = threading.Event()  # set while receives bring messages in
@@ -115,7 +123,9 @@ class Engine:
         self._hand_limit = options.max_threads + receiver_count * options.max_messages
         self._deletes = BatchFlusher(
             "DeleteMessageBatch",
-            functools.partial(delete_batch, self._client, self._url),
+            self._delete
+            if self._hooks.watches_deletes
+            else functools.partial(delete_batch, self._client, self._url),
             self._url,
             max_delay=options.ack_delay_seconds,
             workers=receiver_count + 1,  # deletes keep up with what the receivers bring
@@ -143,6 +153,10 @@ class Engine:
             raise QueueUnavailableError(
                 f"SQS refused {self._url}: {error_code(self._fatal)}"
             ) from self._fatal
+
+    def thread_ids(self) -> frozenset[int]:
+        """The identities of this run's own threads (receivers, handlers, timer)."""
+        return frozenset(t.ident for t in self._threads if t.ident is not None)
 
     def _drained(self) -> bool:
         """With ``drain``: the last receive was empty, nothing is held or pending, and SQS
@@ -179,6 +193,7 @@ class Engine:
     def _spawn(self, target: Callable[[], None], name: str) -> threading.Thread:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
+        self._threads.append(thread)
         return thread
 
     def _queue_visibility_timeout(self) -> int:
@@ -260,8 +275,11 @@ class Engine:
             self._stats.received(len(messages))
         else:
             logger.debug("no message received queue_url=%s", self._url)
-        if not self._inbox.put(messages, reserved=reserved):
+        held = self._inbox.put(messages, reserved=reserved)
+        if held is None:
             self._release(messages)
+        else:
+            self._hold_back(held)
         return len(messages)
 
     def _receive_failed(self, err: BaseException, failures: int, *, wait: bool = True) -> bool:
@@ -294,17 +312,7 @@ class Engine:
             message = self._inbox.take()
             if message is None:
                 return
-            self._stats.started()
-            try:
-                outcome = self._dispatcher.process(message)
-            except BaseException:  # SystemExit/KeyboardInterrupt raised by a handler
-                logger.exception(
-                    "handler escaped with a BaseException message_id=%s queue_url=%s",
-                    message.message_id,
-                    self._url,
-                )
-                delay = self._dispatcher.backoff.delay(message.receive_count)
-                outcome = Outcome(Verdict.RETRIED, delay, "handler raised a BaseException")
+            outcome = self._dispatcher.process(message, hooks=self._hooks)
             try:
                 self._settle(message, outcome)
             except Exception:  # the loop must survive; the message is redelivered later
@@ -312,25 +320,43 @@ class Engine:
                     "could not settle message_id=%s queue_url=%s", message.message_id, self._url
                 )
             finally:
-                self._stats.finished(outcome)
-                held_back = self._inbox.done(message, failed=not outcome.delete)
-            if held_back:
+                held = self._inbox.done(message, outcome.retry_after)
+            if held:
                 logger.info(
-                    "message_id=%s of group %s failed: releasing %d later messages of the "
+                    "message_id=%s of group %s failed: holding back %d later messages of the "
                     "group so none overtakes it queue_url=%s",
                     message.message_id,
                     message.group_id,
-                    len(held_back),
+                    len(held),
                     self._url,
                 )
-                self._release(held_back)
+                self._hold_back(held)
 
     def _settle(self, message: Message, outcome: Outcome) -> None:
         if outcome.retry_after is None:
             self._keeper.let_go(message)
+            if self._hooks.watches_deletes:
+                self._deleting[message.receipt_handle] = message
             self._deletes.add(BatchEntry(message.message_id, message.receipt_handle))
         else:
             self._keeper.change(message, outcome.retry_after)
+
+    def _delete(self, entries: Sequence[BatchEntry]) -> list[EntryFailure]:
+        """DeleteMessageBatch, then ``after_delete`` for each entry SQS deleted."""
+        failures = delete_batch(self._client, self._url, entries)
+        refused = {id(failure.entry) for failure in failures}
+        done = [self._deleting.pop(e.receipt_handle, None) for e in entries if id(e) not in refused]
+        self._hooks.deleted([m for m in done if m is not None], self._url)
+        return failures
+
+    def _hold_back(self, held: Sequence[Hold[Message]]) -> None:
+        """Give FIFO messages back unstarted, visible again only after their group's
+        failed message (see ``sqsx.ordering``)."""
+        if not held:
+            return
+        self._stats.released(len(held))
+        for hold in held:
+            self._keeper.change(hold.item, hold.seconds)
 
     def _release(self, messages: Sequence[Message]) -> None:
         """Give messages back unstarted: visible again at once."""

@@ -7,6 +7,8 @@ are not errors: a handler raises them to choose what happens to its message.
 from __future__ import annotations
 
 __all__ = [
+    "ConfigurationError",
+    "HandlerResultError",
     "MessageDecodeError",
     "MessageTooLargeError",
     "NoRetry",
@@ -53,6 +55,15 @@ class UnknownTaskError(UnprocessableMessageError):
 
 class TaskArgumentsError(UnprocessableMessageError, ValueError):
     """A task's kwargs do not fit its handler's signature (or fail its type annotations)."""
+
+
+class HandlerResultError(SqsxError):
+    """A handler returned something sqsx cannot finish for it (a generator: its body never
+    ran). The message is retried with backoff, as for any handler error."""
+
+
+class ConfigurationError(SqsxError, ValueError):
+    """A setting or option is out of its bounds; the message names it and the bound."""
 
 
 class QueueUnavailableError(SqsxError):

@@ -8,9 +8,9 @@ Room is counted with reservations: a receiver reserves a batch before it calls
 ReceiveMessage, so messages running, waiting and on their way together never exceed the
 limit the engine sets, however many receivers overlap.
 
-On a FIFO queue a message group runs one message at a time, in the order received; other
-groups run alongside. When a message of a group fails, the later messages of that group
-still waiting are handed back (``done`` returns them) so that none overtakes it.
+On a FIFO queue the group rule of ``sqsx.ordering`` applies: a group runs one message at a
+time, in order; after a failure, ``done`` (and ``put``, for messages of that group received
+meanwhile) hand back what must be held back so that none overtakes the failed message.
 """
 
 from __future__ import annotations
@@ -21,8 +21,13 @@ from collections import deque
 from collections.abc import Sequence
 
 from sqsx.message import Message
+from sqsx.ordering import GroupGate, Hold
 
 __all__ = ["Inbox"]
+
+
+def _group_of(message: Message) -> str | None:
+    return message.group_id
 
 
 class Inbox:
@@ -37,8 +42,7 @@ class Inbox:
         self._ready = threading.Condition(lock)
         self._room = threading.Condition(lock)
         self._waiting: deque[Message] = deque()
-        self._fifo = fifo
-        self._busy_groups: set[str] = set()
+        self._gate = GroupGate(fifo=fifo, group_of=_group_of)
         self._reserved = 0
         self.running = 0
         self.closed = False
@@ -56,17 +60,18 @@ class Inbox:
             self._reserved += count
             return True
 
-    def put(self, messages: Sequence[Message], reserved: int) -> bool:
-        """Queue ``messages`` against a reservation of ``reserved``; ``False`` (nothing
+    def put(self, messages: Sequence[Message], reserved: int) -> list[Hold[Message]] | None:
+        """Queue ``messages`` against a reservation of ``reserved``. Returns those to hold
+        back (FIFO: their group's failed message is still hidden), or ``None`` (nothing
         queued) once the inbox is closed."""
         with self._room:
             self._reserved -= reserved
             self._room.notify_all()
             if self.closed:
-                return False
-            self._waiting.extend(messages)
-            self._ready.notify(len(messages))
-            return True
+                return None
+            held = self._gate.admit(messages, self._waiting, time.monotonic())
+            self._ready.notify(len(messages) - len(held))
+            return held
 
     # -- handler threads -------------------------------------------------------------------
 
@@ -76,42 +81,23 @@ class Inbox:
             while True:
                 if self.closed:
                     return None
-                message = self._next()
+                message = self._gate.pick(self._waiting)
                 if message is not None:
                     self.running += 1
                     return message
                 self._ready.wait()
 
-    def done(self, message: Message, failed: bool) -> list[Message]:
-        """Mark ``message`` finished; on FIFO after a failure, return its group's later
-        messages, removed from the inbox, to be released."""
+    def done(self, message: Message, retry_after: int | None) -> list[Hold[Message]]:
+        """Mark ``message`` finished (``retry_after``: its outcome's, ``None`` when it was
+        deleted); on FIFO after a failure, return its group's later messages, removed from
+        the inbox, to be held back."""
         with self._room:
             self.running -= 1
-            held_back: list[Message] = []
-            if self._fifo:
-                group = message.group_id or ""
-                self._busy_groups.discard(group)
-                if failed:
-                    held_back = [m for m in self._waiting if (m.group_id or "") == group]
-                    if held_back:
-                        self._waiting = deque(
-                            m for m in self._waiting if (m.group_id or "") != group
-                        )
-                if self._waiting:
-                    self._ready.notify()  # a message of this group may run now
+            held = self._gate.finish(message, retry_after, self._waiting, time.monotonic())
+            if self._gate.fifo and self._waiting:
+                self._ready.notify()  # a message of this group may run now
             self._room.notify_all()
-            return held_back
-
-    def _next(self) -> Message | None:
-        if not self._fifo:
-            return self._waiting.popleft() if self._waiting else None
-        for index, message in enumerate(self._waiting):
-            group = message.group_id or ""
-            if group not in self._busy_groups:
-                del self._waiting[index]
-                self._busy_groups.add(group)
-                return message
-        return None
+            return held
 
     # -- the engine ------------------------------------------------------------------------
 

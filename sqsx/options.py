@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     AnyHttpUrl,
@@ -10,21 +10,42 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
+    ValidationError,
     field_validator,
     model_validator,
 )
 
 from sqsx.backoff import MAX_VISIBILITY_TIMEOUT_SECONDS
 from sqsx.codec import DEFAULT_MAX_MESSAGE_BYTES
+from sqsx.exceptions import ConfigurationError
 
 __all__ = ["ConsumeOptions", "QueueOptions"]
 
 _URL = TypeAdapter(AnyHttpUrl)
 
 
-class QueueOptions(BaseModel):
-    """A queue's settings; a bad value raises ``pydantic.ValidationError`` naming the field
-    and the bound it broke."""
+class _Checked(BaseModel):
+    """A model whose bad values raise ``ConfigurationError`` (a ``ValueError``) naming each
+    field and the bound it broke, with pydantic's ``ValidationError`` as its cause."""
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as err:
+            raise ConfigurationError(_describe(err)) from err
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for error in err.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"]) or "(options)"
+        parts.append(f"{field}: {error['msg']} (got {error.get('input')!r:.80})")
+    return "invalid option: " + "; ".join(parts)
+
+
+class QueueOptions(_Checked):
+    """A queue's settings; a bad value raises ``ConfigurationError`` naming the field and
+    the bound it broke."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -50,7 +71,7 @@ class QueueOptions(BaseModel):
         return self
 
 
-class ConsumeOptions(BaseModel):
+class ConsumeOptions(_Checked):
     """Options of one consuming run; ``Queue.consume_messages`` documents the first seven.
 
     Attributes:

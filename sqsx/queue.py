@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from sqsx.backoff import BackoffPolicy
 from sqsx.codec import DEFAULT_MAX_MESSAGE_BYTES, check_size, encode_kwargs, task_attributes
+from sqsx.consumer import Consumer
 from sqsx.dispatch import (
     Dispatcher,
     MessageHandler,
@@ -18,9 +18,9 @@ from sqsx.dispatch import (
     RawDispatcher,
     TaskDispatcher,
 )
-from sqsx.engine import Engine
-from sqsx.exceptions import SqsxError
+from sqsx.hooks import Hook, HookChain
 from sqsx.message import Message
+from sqsx.ordering import is_fifo
 from sqsx.registry import HandlerRegistry, TaskHandler
 from sqsx.sending import (
     OutgoingMessage,
@@ -33,8 +33,7 @@ from sqsx.sending import (
 from sqsx.settings import queue_settings
 from sqsx.signature import signature_of
 from sqsx.sqs import SqsClient
-from sqsx.stats import Stats, StatsSnapshot
-from sqsx.stopping import StopRequests
+from sqsx.stats import StatsSnapshot
 
 if TYPE_CHECKING:
     from sqsx.options import ConsumeOptions
@@ -70,11 +69,17 @@ class BaseQueue:
         poison_policy: fate of messages that can never succeed (undecodable, unknown task,
             kwargs that do not fit): ``"retry"`` (default) backs them off until the queue's
             redrive policy dead-letters them; ``"delete"`` deletes them with an ERROR line.
+        hooks: ``sqsx.hooks.Hook`` objects that see every message processed and sent, in
+            both runtimes (metrics, tracing, payload offloading...), in order.
 
     Raises:
-        pydantic.ValidationError: a setting is out of bounds; the error names it.
-        TypeError: ``sqs_client`` is not an SQS client.
+        ConfigurationError: a setting is out of bounds (a ``ValueError``); the error names
+            it and the bound.
+        TypeError: ``sqs_client`` is not an SQS client, or a hook is not a ``Hook``.
     """
+
+    _dispatcher: Dispatcher
+    _consumer: Consumer
 
     def __init__(
         self,
@@ -85,6 +90,7 @@ class BaseQueue:
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         poison_policy: PoisonPolicy = "retry",
+        hooks: Iterable[Hook] = (),
     ) -> None:
         self._options = queue_settings(
             url=url,
@@ -100,10 +106,12 @@ class BaseQueue:
         self._backoff = BackoffPolicy(
             self._options.min_backoff_seconds, self._options.max_backoff_seconds
         )
-        self._stats = Stats()
-        self._stops = StopRequests(self.url)
-        self._consumer = 0  # the thread running consume_messages
-        self._consuming = threading.Lock()
+        self._hooks = HookChain(hooks)
+
+    def _bind(self, dispatcher: Dispatcher) -> None:
+        """Set the queue's processing core (called once by each subclass)."""
+        self._dispatcher = dispatcher
+        self._consumer = Consumer(self._client, self.url, dispatcher)
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -135,7 +143,7 @@ class BaseQueue:
     @property
     def dispatcher(self) -> Dispatcher:
         """The processing core for this queue (used by the runtimes)."""
-        raise NotImplementedError  # pragma: no cover
+        return self._dispatcher
 
     def copy(self, *, url: str | None = None, sqs_client: Any = None) -> BaseQueue:
         """A queue of the same kind, settings and handlers for another URL or client
@@ -148,6 +156,7 @@ class BaseQueue:
             "max_backoff_seconds": self.max_backoff_seconds,
             "max_message_bytes": self.max_message_bytes,
             "poison_policy": self._options.poison_policy,
+            "hooks": self._hooks.hooks,
         }
 
     # -- processing ------------------------------------------------------------------------
@@ -181,7 +190,8 @@ class BaseQueue:
             max_threads: handler threads (default 1). The worker keeps them all busy:
                 receivers fetch the next batches while the current ones run, so messages
                 running, waiting and being received never exceed ``max_threads +
-                receivers * max_messages`` (see ``ConsumeOptions.receivers``).
+                receivers * max_messages`` (see ``ConsumeOptions.receivers``). ``async def``
+                handlers run on one event loop; each running coroutine takes a thread.
             wait_seconds: seconds to pause after an empty receive (default 10).
             polling_wait_seconds: SQS long-polling time per receive, 0 to 20 s (default 10).
             run_forever: ``False`` does one receive, processes what came, and returns.
@@ -194,7 +204,7 @@ class BaseQueue:
                 ``None`` (default) waits for them all.
 
         Raises:
-            pydantic.ValidationError: an option is out of bounds.
+            ConfigurationError: an option is out of bounds (a ``ValueError``).
             QueueUnavailableError: SQS refused the queue (it does not exist, access denied).
             SqsxError: this queue is already consuming in another thread.
         """
@@ -216,58 +226,41 @@ class BaseQueue:
     ) -> None:
         """``consume_messages`` with every option of ``ConsumeOptions`` (receivers, ack
         delay, drain); signal handlers are off unless asked for."""
-        if not self._consuming.acquire(blocking=False):
-            raise SqsxError(f"{self.url} is already consuming messages in another thread")
-        self._consumer = threading.get_ident()
-        logger.info("Starting consuming tasks, queue_url=%s", self.url)
-        try:
-            with self._stops.watching(signals=enable_signal_to_exit_gracefully) as (stop, force):
-                engine = Engine(
-                    self._client, self.url, self.dispatcher, self._stats, options, stop, force
-                )
-                engine.run()
-        finally:
-            self._consuming.release()
-            logger.info("Stopping consuming tasks, queue_url=%s", self.url)
+        self._consumer.run(options, signals=enable_signal_to_exit_gracefully)
 
     def exit_gracefully(self, *, force: bool = False) -> None:
         """Ask a running ``consume_messages`` to stop (idempotent; safe from any thread and
         from a signal handler). ``force=True`` does not wait for running handlers.
-        A request made before consuming starts stops the next run at once."""
-        self._stops.request(force=force)
+
+        A request belongs to one run: made during a run it stops that run only (even from
+        a handler still running after the run ended). Made while no run is in progress,
+        from any other thread, it stops the next run at once."""
+        self._consumer.request_stop(force=force)
 
     @property
     def forced_stop(self) -> bool:
         """True when the last run stopped without waiting for running handlers."""
-        return self._stops.forced
+        return self._consumer.forced_stop
 
     @property
     def stop_signals(self) -> tuple[int, ...]:
         """The signals (``signal.SIGINT``...) received during the last run, in order."""
-        return tuple(self._stops.signals)
+        return self._consumer.stop_signals
 
     def stats(self) -> StatsSnapshot:
         """Counters and handler latencies since this queue object was created."""
-        return self._stats.snapshot()
+        return self._consumer.stats()
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def close(self) -> None:
         """Stop consuming (if running) and wait for it to end. Handlers stay registered.
 
-        Called from inside the run (a handler, or a signal handler interrupting the
-        consuming thread) it only asks for the stop: waiting there would never end.
+        Called from one of the run's own threads (a handler, the event loop of ``async``
+        handlers, or a signal handler interrupting the consuming thread), it only asks for
+        the stop: waiting there would never end.
         """
-        if not self._consuming.locked():
-            return
-        self.exit_gracefully()
-        inside = (
-            threading.get_ident() == self._consumer
-            or threading.current_thread().name.startswith("sqsx-")
-        )
-        if not inside:
-            with self._consuming:
-                pass
+        self._consumer.close()
 
     def __enter__(self) -> BaseQueue:
         return self
@@ -285,13 +278,27 @@ class BaseQueue:
     @property
     def fifo(self) -> bool:
         """True for a FIFO queue (its URL ends in ``.fifo``)."""
-        return self.url.endswith(".fifo")
+        return is_fifo(self.url)
+
+    @property
+    def hooks(self) -> tuple[Hook, ...]:
+        """The queue's hooks, in order (see ``sqsx.hooks``)."""
+        return self._hooks.hooks
+
+    def add_hook(self, hook: Hook) -> None:
+        """Add ``hook`` after the queue's others. A run in progress keeps the hooks it
+        started with; the next run, ``process`` and every send use the new set."""
+        self._hooks = self._hooks.plus(hook)
+        self.dispatcher.hooks = self._hooks
 
     def _send(self, message: OutgoingMessage) -> Any:
+        message = self._hooks.send(message)
         check_size(message.body, message.attributes, self.max_message_bytes)
         return self._client.send_message(QueueUrl=self.url, **message.params())
 
     def _send_many(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        if self._hooks:
+            messages = [self._hooks.send(message) for message in messages]
         return send_batch(
             self._client, self.url, messages, max_message_bytes=self.max_message_bytes
         )
@@ -323,6 +330,7 @@ class Queue(BaseQueue):
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         poison_policy: PoisonPolicy = "retry",
         validate_on_send: bool = False,
+        hooks: Iterable[Hook] = (),
     ) -> None:
         super().__init__(
             url,
@@ -331,15 +339,14 @@ class Queue(BaseQueue):
             max_backoff_seconds,
             max_message_bytes=max_message_bytes,
             poison_policy=poison_policy,
+            hooks=hooks,
         )
         self._validate_on_send = validate_on_send
         self._registry = HandlerRegistry()
-        self._dispatcher = TaskDispatcher(self.url, self._backoff, poison_policy, self._registry)
-
-    @property
-    def dispatcher(self) -> Dispatcher:
-        """The processing core for this queue."""
-        return self._dispatcher
+        self._task_dispatcher = TaskDispatcher(
+            self.url, self._backoff, poison_policy, self._registry, self._hooks
+        )
+        self._bind(self._task_dispatcher)
 
     def copy(self, *, url: str | None = None, sqs_client: Any = None) -> Queue:
         """This queue's settings and task handlers, for another URL or client."""
@@ -457,6 +464,7 @@ class RawQueue(BaseQueue):
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         poison_policy: PoisonPolicy = "retry",
+        hooks: Iterable[Hook] = (),
     ) -> None:
         super().__init__(
             url,
@@ -465,21 +473,18 @@ class RawQueue(BaseQueue):
             max_backoff_seconds,
             max_message_bytes=max_message_bytes,
             poison_policy=poison_policy,
+            hooks=hooks,
         )
         if not callable(message_handler_function):
             raise TypeError("message_handler_function must be callable")
-        self._dispatcher = RawDispatcher(
-            self.url, self._backoff, poison_policy, message_handler_function
+        self._raw_dispatcher = RawDispatcher(
+            self.url, self._backoff, poison_policy, message_handler_function, self._hooks
         )
-
-    @property
-    def dispatcher(self) -> Dispatcher:
-        """The processing core for this queue."""
-        return self._dispatcher
+        self._bind(self._raw_dispatcher)
 
     def copy(self, *, url: str | None = None, sqs_client: Any = None) -> RawQueue:
         """This queue's settings and message handler, for another URL or client."""
-        handler = self._dispatcher.handler
+        handler = self._raw_dispatcher.handler
         return RawQueue(url or self.url, handler, sqs_client or self._client, **self._settings())
 
     def add_message(

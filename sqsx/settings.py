@@ -3,7 +3,7 @@
 Importing and building pydantic models costs tens of milliseconds, paid on every Lambda
 cold start. Values that pydantic would accept unchanged (exact ints within their bounds, a
 plain http(s) URL, a known policy) are taken as they are; anything else goes through
-``sqsx.options.QueueOptions``, so a bad value still raises pydantic's ``ValidationError``
+``sqsx.options.QueueOptions``, so a bad value still raises ``ConfigurationError``
 naming the field and the bound.
 """
 
@@ -39,7 +39,7 @@ def queue_settings(**values: Any) -> QueueSettings:
     """Validate ``values`` (the ``QueueSettings`` fields).
 
     Raises:
-        pydantic.ValidationError: a value is out of bounds; the error names it.
+        ConfigurationError: a value is out of bounds; the error names it.
     """
     if _plainly_valid(values):
         return QueueSettings(**values)

@@ -8,8 +8,9 @@ from collections import deque
 from dataclasses import dataclass
 
 from sqsx.dispatch import Outcome, Verdict
+from sqsx.hooks import Hook, Processing
 
-__all__ = ["Stats", "StatsSnapshot"]
+__all__ = ["Stats", "StatsHook", "StatsSnapshot"]
 
 # Latency percentiles are taken over the most recent handler runs.
 _LATENCY_WINDOW = 20_000
@@ -111,6 +112,23 @@ class Stats:
             latency_p95=_percentile(latencies, 0.95),
             latency_max=max_latency,
         )
+
+
+class StatsHook(Hook):
+    """Feeds ``stats`` with every message the core processes (the worker's counters).
+
+    Args:
+        stats: the counters to feed.
+    """
+
+    def __init__(self, stats: Stats) -> None:
+        self._stats = stats
+
+    def before_process(self, processing: Processing) -> None:
+        self._stats.started()
+
+    def after_process(self, processing: Processing, outcome: Outcome) -> None:
+        self._stats.finished(outcome)
 
 
 def _percentile(ordered: list[float], fraction: float) -> float:

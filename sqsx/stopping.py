@@ -26,7 +26,7 @@ _WATCH_SECONDS = 0.05
 
 
 class StopRequests:
-    """The stop requests of one queue.
+    """The stop requests of one run.
 
     Args:
         queue_url: for log lines.
@@ -43,8 +43,7 @@ class StopRequests:
         self.signals: list[int] = []
 
     def request(self, *, force: bool = False) -> None:
-        """Ask for a stop (idempotent; safe from any thread and from a signal handler). A
-        request made before a run starts stops that run at once."""
+        """Ask for a stop (idempotent; safe from any thread and from a signal handler)."""
         self._count = max(self._count, 2 if force else 1)
 
     @contextmanager

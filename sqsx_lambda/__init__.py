@@ -10,11 +10,14 @@ Importing this package loads neither Powertools nor the CLI: ``sqsx_lambda.power
 
 from sqsx_lambda.handler import BatchItemFailure, BatchResponse, LambdaHandler
 from sqsx_lambda.records import EventError, RecordError
+from sqsx_lambda.runner import Fate, RecordResult
 
 __all__ = [
     "BatchItemFailure",
     "BatchResponse",
     "EventError",
+    "Fate",
     "LambdaHandler",
     "RecordError",
+    "RecordResult",
 ]

@@ -25,20 +25,19 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from sqsx.backoff import MAX_VISIBILITY_TIMEOUT_SECONDS
-from sqsx.dispatch import Dispatcher
-from sqsx.queue import BaseQueue
+from sqsx.dispatch import Dispatcher, Outcome
+from sqsx.exceptions import ConfigurationError
+from sqsx.hooks import Hook
+from sqsx.message import Message
+from sqsx.ordering import is_fifo
 from sqsx.sqs import MAX_BATCH_ENTRIES, BatchEntry, change_visibility_batch, error_code
-from sqsx_lambda.records import (
-    RecordError,
-    is_fifo_arn,
-    queue_url_for,
-    read_record,
-    records_of,
-)
+from sqsx_lambda.records import RecordError, queue_url_for, read_record, records_of
 from sqsx_lambda.runner import BatchRunner, Fate, Job, RecordResult
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
+
+    from sqsx.queue import BaseQueue
 
 __all__ = [
     "DEFAULT_DEADLINE_MARGIN_MS",
@@ -110,7 +109,8 @@ class LambdaHandler:
         deadline_margin_ms: the margin in milliseconds.
 
     Raises:
-        ValueError: ``max_threads`` or ``deadline_margin_ms`` is out of bounds.
+        ConfigurationError: ``max_threads`` or ``deadline_margin_ms`` is out of bounds (a
+            ``ValueError``).
     """
 
     def __init__(
@@ -124,28 +124,29 @@ class LambdaHandler:
     ) -> None:
         threads = default_max_threads() if max_threads is None else max_threads
         if not 1 <= threads <= _MAX_THREADS_LIMIT:
-            raise ValueError(
+            raise ConfigurationError(
                 f"max_threads must be between 1 and {_MAX_THREADS_LIMIT}, got {threads}"
             )
         if deadline_margin_ms < 0:
-            raise ValueError(f"deadline_margin_ms must be 0 or more, got {deadline_margin_ms}")
+            raise ConfigurationError(
+                f"deadline_margin_ms must be 0 or more, got {deadline_margin_ms}"
+            )
         self._queue = queue
         self._queue_url = queue_url
+        self._own_url = queue.url
+        self._client = queue.sqs_client
         self._dispatcher: Dispatcher = queue.dispatcher
-        scope = None
+        self._hooks: tuple[Hook, ...] = ()
         self._with_context = self._respond
         if logger is not None:
             from sqsx_lambda.logs import StructuredLogs
 
             structured = StructuredLogs(logger)
-            scope = structured.record
+            self._hooks = (structured.record_hook(),)
             self._with_context = structured.invocation(self._respond)
+        self._chain = self._dispatcher.hooks.plus(*self._hooks)
         self._runner = BatchRunner(
-            queue.process,
-            self._dispatcher.backoff,
-            max_threads=threads,
-            deadline_margin_ms=deadline_margin_ms,
-            scope=scope,
+            self._process, max_threads=threads, deadline_margin_ms=deadline_margin_ms
         )
         self.max_threads = threads
         self.deadline_margin_ms = deadline_margin_ms
@@ -183,30 +184,42 @@ class LambdaHandler:
         changes, and return one ``RecordResult`` per record, in order."""
         if not records:
             return []
-        jobs = [self._job(record) for record in records]
-        fifo = any(is_fifo_arn(record.get("eventSourceARN")) for record in records) or (
-            self._queue.url.endswith(".fifo")
-        )
+        if self._chain.hooks != self._dispatcher.hooks.hooks + self._hooks:
+            self._chain = self._dispatcher.hooks.plus(*self._hooks)  # hooks added since
+        jobs = [self._job(index, record) for index, record in enumerate(records)]
+        fifo = is_fifo(self._own_url) or any(is_fifo(r.get("eventSourceARN")) for r in records)
         results = self._runner.run(jobs, context, ordered_groups=fifo)
         urls = [self._url_for(record) for record in records]
         self._change_visibility(results, urls)
         _log_summary(results, urls[0])
+        if self._chain.watches_deletes:
+            for result, url in zip(results, urls, strict=True):
+                if not result.reported:  # Lambda deletes it once the response is returned
+                    self._chain.deleted([result.message], url)
         return results
 
     def close(self) -> None:
         """Stop the thread pool (for tests and local tools; Lambda never needs it)."""
         self._runner.close()
 
-    def _job(self, record: Mapping[str, Any]) -> Job:
+    def _process(self, message: Message, lambda_context: Any) -> Outcome:
+        return self._dispatcher.process(
+            message, lambda_context, runtime="lambda", hooks=self._chain
+        )
+
+    def _job(self, index: int, record: Mapping[str, Any]) -> Job:
         try:
-            return Job(read_record(record))
+            return Job(index, read_record(record))
         except RecordError as err:
-            return Job(err.envelope, self._dispatcher.unprocessable(err.envelope, err))
+            refused = self._dispatcher.refuse(
+                err.envelope, err, runtime="lambda", hooks=self._chain
+            )
+            return Job(index, err.envelope, refused)
 
     def _url_for(self, record: Mapping[str, Any]) -> str:
         if self._queue_url is not None:
             return self._queue_url
-        return queue_url_for(record.get("eventSourceARN"), self._queue.url)
+        return queue_url_for(record.get("eventSourceARN"), self._own_url)
 
     def _change_visibility(self, results: Sequence[RecordResult], urls: Sequence[str]) -> None:
         """One ChangeMessageVisibilityBatch per ten records to hide or release, per queue."""
@@ -231,7 +244,7 @@ class LambdaHandler:
 
     def _send_chunk(self, url: str, chunk: Sequence[BatchEntry]) -> None:
         try:
-            refused = change_visibility_batch(self._queue.sqs_client, url, chunk)
+            refused = change_visibility_batch(self._client, url, chunk)
         except Exception as err:  # the response must still go out: the records stay reported
             logger.error(
                 "ChangeMessageVisibilityBatch failed: %s; these records keep the queue's "

@@ -10,11 +10,11 @@ one JSON object with the Lambda context keys Powertools adds (``function_request
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqsx.message import Message
+from sqsx.dispatch import Outcome
+from sqsx.hooks import Hook, Processing
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
@@ -45,14 +45,25 @@ class StructuredLogs:
         wrapped: _Fn = self._logger.inject_lambda_context(entrypoint)
         return wrapped
 
-    @contextmanager
-    def record(self, message: Message) -> Iterator[None]:
-        """Add ``message_id`` (and ``message_group_id``) to this thread's lines meanwhile."""
+    def record_hook(self) -> Hook:
+        """A core hook that adds ``message_id`` (and ``message_group_id``) to the lines of
+        the thread running a record, while it runs."""
+        return _RecordKeys(self._logger)
+
+
+class _RecordKeys(Hook):
+    def __init__(self, logger: Logger) -> None:
+        self._logger = logger
+
+    def before_process(self, processing: Processing) -> None:
+        message = processing.message
         keys: dict[str, object] = {"message_id": message.message_id}
         if message.group_id is not None:
             keys["message_group_id"] = message.group_id
         self._logger.thread_safe_append_keys(**keys)
-        try:
-            yield
-        finally:
-            self._logger.thread_safe_remove_keys(list(keys))
+        processing.state[self] = list(keys)
+
+    def after_process(self, processing: Processing, outcome: Outcome) -> None:
+        keys = processing.state.pop(self, None)
+        if keys:
+            self._logger.thread_safe_remove_keys(keys)

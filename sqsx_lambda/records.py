@@ -23,7 +23,6 @@ __all__ = [
     "EventError",
     "RecordError",
     "envelope",
-    "is_fifo_arn",
     "queue_url_for",
     "queue_url_from_arn",
     "read_record",
@@ -289,11 +288,6 @@ def queue_url_for(arn: object, queue_url: str) -> str:
     if queue_url.rstrip("/").split("/")[-2:] == [account, name]:
         return queue_url
     return queue_url_from_arn(str(arn))
-
-
-def is_fifo_arn(arn: object) -> bool:
-    """True when ``arn`` names a FIFO queue (its name ends in ``.fifo``)."""
-    return isinstance(arn, str) and arn.endswith(".fifo")
 
 
 def _arn_parts(arn: object) -> tuple[str, str, str]:

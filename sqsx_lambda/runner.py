@@ -1,10 +1,10 @@
 """Runs the records of one invocation on a reused thread pool, under Lambda's deadline.
 
-Records are split into lanes. On a standard queue every record is a lane of its own, so
-up to ``max_threads`` of them run at once. On a FIFO queue a lane is one message group, in
-event order: groups run side by side, the records of a group one after another, and once a
-record of a group fails the rest of that group is skipped (reported without running), so
-SQS redelivers the group in order.
+Up to ``max_threads`` workers pull records in event order. On a FIFO queue the group rule
+of ``sqsx.ordering`` (the same as the polling worker's) applies: groups run side by side,
+the records of a group one after another, and once a record of a group fails the rest of
+that group is skipped (reported without running) and hidden until after the failed one,
+so SQS redelivers the group in order.
 
 The deadline guard reads ``context.get_remaining_time_in_millis()``. With less than
 ``deadline_margin_ms`` left, no record starts: the rest are skipped. Records still running
@@ -16,26 +16,22 @@ threads stay busy, so the next invocation gets a fresh pool.
 from __future__ import annotations
 
 import enum
-import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from sqsx.backoff import BackoffPolicy
-from sqsx.dispatch import Outcome, Verdict
+from sqsx.dispatch import Outcome
 from sqsx.message import Message
+from sqsx.ordering import GroupGate
 
 __all__ = ["BatchRunner", "Fate", "Job", "RecordResult"]
 
-logger = logging.getLogger(__name__)
-
-#: Runs one message through the core: ``queue.process`` or ``Dispatcher.process``.
+#: Runs one message through the core (``Dispatcher.process``, with the runtime's hooks).
 ProcessFn = Callable[[Message, Any], Outcome]
-#: Wraps the processing of one message (structured log keys, for instance).
-RecordScope = Callable[[Message], AbstractContextManager[object]]
 
 
 class Fate(enum.Enum):
@@ -58,12 +54,15 @@ class RecordResult:
         fate: see ``Fate``.
         outcome: the core's ``Outcome`` when ``fate`` is ``DONE``, else ``None``.
         reason: why, for logs (never the message body).
+        held_for: for a skipped record, the seconds until it is visible again: 0, or on a
+            FIFO queue after a failure of its group, until after the failed record.
     """
 
     message: Message
     fate: Fate
     outcome: Outcome | None = None
     reason: str = ""
+    held_for: int = 0
 
     @property
     def reported(self) -> bool:
@@ -74,11 +73,11 @@ class RecordResult:
     def visibility_timeout(self) -> int | None:
         """Seconds to set the record's visibility timeout to; ``None`` for no change.
 
-        A retried record gets its backoff, a skipped one 0 (it comes back at once), an
-        abandoned one no change.
+        A retried record gets its backoff, a skipped one ``held_for``, an abandoned one no
+        change.
         """
         if self.fate is Fate.SKIPPED:
-            return 0
+            return self.held_for
         return None if self.outcome is None else self.outcome.retry_after
 
 
@@ -86,33 +85,83 @@ class RecordResult:
 class Job:
     """One record to run: its ``Message``, or an ``Outcome`` decided without running."""
 
+    index: int
     message: Message
     preset: Outcome | None = None
 
 
-@dataclass(slots=True)
-class _Lane:
-    jobs: list[tuple[int, Job]]
-    ordered: bool
-    lock: threading.Lock  # one per invocation, shared by its lanes: cheap to hold briefly
-    results: dict[int, RecordResult] = field(default_factory=dict)
-    current: int | None = None
-    given_up: bool = False
+def _group_of(job: Job) -> str | None:
+    return job.message.group_id
 
-    def skip_rest(self, reason: str) -> None:
-        for index, job in self.jobs:
-            if index not in self.results:
-                self.results[index] = RecordResult(job.message, Fate.SKIPPED, None, reason)
 
-    def give_up(self, running_reason: str, waiting_reason: str) -> None:
+class _Batch:
+    """The records of one invocation: those waiting, running and done, under one lock.
+
+    Workers ``pull`` jobs in event order, as the group gate of ``sqsx.ordering`` allows,
+    until none is left; the deadline guard can ``give_up`` on the rest at any time.
+    """
+
+    def __init__(
+        self,
+        jobs: Sequence[Job],
+        ordered: bool,
+        clock: _Clock,
+        blocked: dict[str | None, float],
+    ) -> None:
+        self.lock = threading.Lock()
+        self.waiting: deque[Job] = deque()
+        self.gate: GroupGate[Job] = GroupGate(fifo=ordered, group_of=_group_of, blocked=blocked)
+        self.results: dict[int, RecordResult] = {}
+        self.running: dict[int, Job] = {}
+        self.clock = clock
+        self.given_up = False
+        for hold in self.gate.admit(jobs, self.waiting, time.monotonic()):
+            group = hold.item.message.group_id
+            reason = f"not run: a failed message of group {group} is not back yet"
+            self._skip([hold.item], reason, hold.seconds)
+
+    def pull(self) -> Job | None:
+        """The next job to run, or ``None`` when this worker is done."""
+        with self.lock:
+            if self.given_up:
+                return None
+            if self.waiting and not self.clock.may_start():
+                self._skip(list(self.waiting), self.clock.not_started, 0)
+                self.waiting.clear()
+                return None
+            job = self.gate.pick(self.waiting)
+            if job is not None:
+                self.running[job.index] = job
+            return job
+
+    def finish(self, job: Job, result: RecordResult) -> None:
+        with self.lock:
+            if self.given_up:
+                return
+            del self.running[job.index]
+            self.results[job.index] = result
+            retry_after = result.visibility_timeout if result.reported else None
+            held = self.gate.finish(job, retry_after, self.waiting, time.monotonic())
+            if held:
+                reason = f"not run: an earlier message of group {job.message.group_id} failed"
+                for hold in held:
+                    self.results[hold.item.index] = RecordResult(
+                        hold.item.message, Fate.SKIPPED, None, reason, hold.seconds
+                    )
+
+    def give_up(self, running_reason: str) -> None:
         with self.lock:
             self.given_up = True
-            if self.current is not None:
-                message = dict(self.jobs)[self.current].message
-                self.results[self.current] = RecordResult(
-                    message, Fate.ABANDONED, None, running_reason
+            for index, job in self.running.items():
+                self.results[index] = RecordResult(
+                    job.message, Fate.ABANDONED, None, running_reason
                 )
-            self.skip_rest(waiting_reason)
+            self._skip(list(self.waiting), self.clock.not_started, 0)
+            self.waiting.clear()
+
+    def _skip(self, jobs: Sequence[Job], reason: str, seconds: int) -> None:
+        for job in jobs:
+            self.results[job.index] = RecordResult(job.message, Fate.SKIPPED, None, reason, seconds)
 
 
 class _Clock:
@@ -122,6 +171,7 @@ class _Clock:
         remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
         self._remaining: Callable[[], int] | None = remaining if callable(remaining) else None
         self.margin_ms = margin_ms
+        self.not_started = f"not started: less than {margin_ms} ms left"
 
     def may_start(self) -> bool:
         return self._remaining is None or self._remaining() > self.margin_ms
@@ -137,28 +187,19 @@ class BatchRunner:
 
     Args:
         process: the core, ``fn(message, lambda_context) -> Outcome``.
-        backoff: delays for a record whose processing raised out of the core (a bug).
         max_threads: records running at once (1 runs them inline, in the calling thread).
         deadline_margin_ms: no record starts with less than this many milliseconds left.
-        scope: optional context manager entered around each record's processing.
     """
 
-    def __init__(
-        self,
-        process: ProcessFn,
-        backoff: BackoffPolicy,
-        *,
-        max_threads: int,
-        deadline_margin_ms: int,
-        scope: RecordScope | None = None,
-    ) -> None:
+    def __init__(self, process: ProcessFn, *, max_threads: int, deadline_margin_ms: int) -> None:
         self._process = process
-        self._backoff = backoff
         self._max_threads = max_threads
         self._margin_ms = deadline_margin_ms
-        self._scope = scope
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        # FIFO groups whose failed message is not back yet, kept across invocations
+        self._blocked: dict[str | None, float] = {}
+        self._blocked_lock = threading.Lock()  # one invocation at a time uses them
 
     def run(
         self, jobs: Sequence[Job], lambda_context: Any, *, ordered_groups: bool
@@ -166,47 +207,37 @@ class BatchRunner:
         """Run ``jobs`` and return one result per job, in the same order.
 
         Args:
-            jobs: the records of one invocation, in event order.
+            jobs: the records of one invocation, in event order (``Job.index`` 0, 1...).
             lambda_context: handed to the core and read for the deadline.
-            ordered_groups: FIFO semantics (one lane per message group).
+            ordered_groups: FIFO semantics (the group rule of ``sqsx.ordering``).
         """
         clock = _Clock(lambda_context, self._margin_ms)
-        lanes = _lanes(jobs, ordered_groups)
+        if not ordered_groups:
+            return self._run(_Batch(jobs, False, clock, {}), jobs, lambda_context)
+        with self._blocked_lock:  # FIFO invocations share the blocked groups: one at a time
+            return self._run(_Batch(jobs, True, clock, self._blocked), jobs, lambda_context)
+
+    def _run(self, batch: _Batch, jobs: Sequence[Job], lambda_context: Any) -> list[RecordResult]:
         if self._max_threads == 1:
-            for lane in lanes:
-                self._run_lane(lane, lambda_context, clock)
+            self._work(batch, lambda_context)
         else:
-            # A few workers pull lanes from one iterator: one future per worker, not per
+            # A few workers pull jobs from the batch: one future per worker, not per
             # record, keeps the pool's cost off every record.
-            queue = iter(lanes)
-            take = threading.Lock()
-
-            def work() -> None:
-                while True:
-                    with take:
-                        lane = next(queue, None)
-                    if lane is None:
-                        return
-                    self._run_lane(lane, lambda_context, clock)
-
             pool = self._executor()
-            workers = [pool.submit(work) for _ in range(min(self._max_threads, len(lanes)))]
-            _, late = wait(workers, timeout=clock.seconds_to_give_up())
+            workers = [
+                pool.submit(self._work, batch, lambda_context)
+                for _ in range(min(self._max_threads, len(jobs)))
+            ]
+            _, late = wait(workers, timeout=batch.clock.seconds_to_give_up())
             if late:
-                for lane in lanes:  # finished lanes keep their results
-                    lane.give_up(
-                        f"still running with less than {self._margin_ms // 2} ms left",
-                        self._not_started(),
-                    )
+                batch.give_up(f"still running with less than {self._margin_ms // 2} ms left")
                 self.close()  # its threads may stay busy: later invocations get a fresh pool
-        results: dict[int, RecordResult] = {}
-        for lane in lanes:
-            with lane.lock:
-                results.update(lane.results)
+        with batch.lock:
+            results = dict(batch.results)
         return [
-            results.get(index)
+            results.get(job.index)
             or RecordResult(job.message, Fate.ABANDONED, None, "its thread ended abnormally")
-            for index, job in enumerate(jobs)
+            for job in jobs
         ]
 
     def close(self) -> None:
@@ -217,57 +248,16 @@ class BatchRunner:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def _not_started(self) -> str:
-        return f"not started: less than {self._margin_ms} ms left"
-
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._max_threads, thread_name_prefix="sqsx-lambda")
             return self._pool
 
-    def _run_lane(self, lane: _Lane, lambda_context: Any, clock: _Clock) -> None:
-        for index, job in lane.jobs:
-            with lane.lock:
-                if lane.given_up:
-                    return
-                if not clock.may_start():
-                    lane.skip_rest(self._not_started())
-                    return
-                lane.current = index
-            result = self._run_one(job, lambda_context)
-            with lane.lock:
-                if lane.given_up:
-                    return
-                lane.results[index] = result
-                lane.current = None
-                if lane.ordered and result.reported:
-                    lane.skip_rest(
-                        f"not run: an earlier message of group {job.message.group_id} failed"
-                    )
-                    return
-
-    def _run_one(self, job: Job, lambda_context: Any) -> RecordResult:
-        if job.preset is not None:
-            return RecordResult(job.message, Fate.DONE, job.preset, job.preset.reason)
-        try:
-            if self._scope is None:
-                outcome = self._process(job.message, lambda_context)
+    def _work(self, batch: _Batch, lambda_context: Any) -> None:
+        while (job := batch.pull()) is not None:
+            if job.preset is not None:
+                outcome = job.preset
             else:
-                with self._scope(job.message):
-                    outcome = self._process(job.message, lambda_context)
-        except Exception as err:  # the core never raises for a message: a bug, kept contained
-            logger.exception("processing escaped the core message_id=%s", job.message.message_id)
-            delay = self._backoff.delay(job.message.receive_count)
-            outcome = Outcome(Verdict.RETRIED, delay, f"processing raised {type(err).__name__}")
-        return RecordResult(job.message, Fate.DONE, outcome, outcome.reason)
-
-
-def _lanes(jobs: Sequence[Job], ordered_groups: bool) -> list[_Lane]:
-    lock = threading.Lock()
-    if not ordered_groups:
-        return [_Lane([(index, job)], False, lock) for index, job in enumerate(jobs)]
-    groups: dict[str | None, list[tuple[int, Job]]] = {}
-    for index, job in enumerate(jobs):
-        groups.setdefault(job.message.group_id, []).append((index, job))
-    return [_Lane(members, True, lock) for members in groups.values()]
+                outcome = self._process(job.message, lambda_context)
+            batch.finish(job, RecordResult(job.message, Fate.DONE, outcome, outcome.reason))

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from sqsx.ordering import is_fifo
 from sqsx_lambda import EventError, RecordError
 from sqsx_lambda.records import (
     envelope,
-    is_fifo_arn,
     queue_url_for,
     queue_url_from_arn,
     read_record,
@@ -187,7 +187,7 @@ def test_queue_url_for_prefers_the_queue_s_own_url(arn: Any, expected: str) -> N
 
 
 def test_fifo_is_read_from_the_arn() -> None:
-    assert is_fifo_arn(ARN + ".fifo") and not is_fifo_arn(ARN) and not is_fifo_arn(None)
+    assert is_fifo(ARN + ".fifo") and not is_fifo(ARN) and not is_fifo(None)
 
 
 @pytest.mark.parametrize(

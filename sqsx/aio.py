@@ -1,0 +1,81 @@
+"""The event loop that runs ``async def`` handlers, owned by the core and shared by both
+runtimes.
+
+A coroutine handler is run to completion on one event loop per queue, in a daemon thread
+of its own, started on first use and kept for the life of the process (in Lambda: across
+warm invocations). The thread that took the message waits for its coroutine, so the
+coroutines running at once are bounded by the runtime's threads (``max_threads``) and the
+message keeps its heartbeat, backoff and deadline guard exactly as a sync handler's does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Coroutine
+from concurrent.futures import Future
+from typing import Any
+
+__all__ = ["EventLoopThread"]
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+class EventLoopThread:
+    """A private asyncio event loop in a daemon thread.
+
+    Args:
+        name: the thread's name.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def run(self, awaitable: Awaitable[Any]) -> Any:
+        """Run ``awaitable`` on the loop and wait for it; returns its result or raises what
+        it raised (``Retry``, ``NoRetry`` and errors alike).
+
+        A ``BaseException`` raised into the waiting thread (a time limit, say) cancels the
+        coroutine before it propagates.
+        """
+        coroutine: Coroutine[Any, Any, Any] = (
+            awaitable if asyncio.iscoroutine(awaitable) else _awaited(awaitable)
+        )
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coroutine, self._running_loop())
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The loop's thread, once started."""
+        return self._thread
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is not None:
+            return loop
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                started = threading.Event()
+                thread = threading.Thread(
+                    target=self._serve, args=(loop, started), name=self._name, daemon=True
+                )
+                thread.start()
+                started.wait()
+                self._thread, self._loop = thread, loop
+            return self._loop
+
+    @staticmethod
+    def _serve(loop: asyncio.AbstractEventLoop, started: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(started.set)
+        loop.run_forever()
