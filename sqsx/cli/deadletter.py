@@ -14,7 +14,14 @@ from sqsx.cli.target import CommandFailed
 from sqsx.codec import message_size
 from sqsx.sqs import BatchEntry, change_visibility_batch, read_depth
 
-__all__ = ["DeadLetterQueue", "find_dead_letter_queue", "release", "run_ls", "run_peek"]
+__all__ = [
+    "DeadLetterQueue",
+    "find_dead_letter_queue",
+    "receive",
+    "release",
+    "run_ls",
+    "run_peek",
+]
 
 #: Message attributes where a producer recorded why a message failed (Lambda's
 #: asynchronous-invocation DLQs carry ErrorCode/ErrorMessage); SQS itself keeps none.
@@ -104,20 +111,27 @@ def run_peek(client: Any, dlq: DeadLetterQueue, count: int, body: bool, as_json:
     return 0
 
 
+def receive(client: Any, url: str, count: int, hold: int) -> list[dict[str, Any]]:
+    """One ReceiveMessage of up to ``count`` (at most 10) messages with every attribute,
+    hidden for ``hold`` seconds; waits up to 1 s for them."""
+    response = client.receive_message(
+        QueueUrl=url,
+        MaxNumberOfMessages=min(10, count),
+        VisibilityTimeout=hold,
+        WaitTimeSeconds=1,
+        AttributeNames=["All"],
+        MessageAttributeNames=["All"],
+    )
+    return list(response.get("Messages", []))
+
+
 def _receive_and_release(client: Any, url: str, count: int, hold: int) -> list[dict[str, Any]]:
     """Up to ``count`` messages, hidden for ``hold`` s while they are read, then made
     visible again (visibility 0). Each receive counts toward their receive count."""
     seen: dict[str, dict[str, Any]] = {}
     try:
         for _ in range(count // 10 + 3):  # bounded: empty or repeated receives end it
-            batch = client.receive_message(
-                QueueUrl=url,
-                MaxNumberOfMessages=min(10, count - len(seen)),
-                VisibilityTimeout=hold,
-                WaitTimeSeconds=1,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
+            batch = receive(client, url, count - len(seen), hold)
             new = [m for m in batch if m["MessageId"] not in seen]
             seen.update((m["MessageId"], m) for m in new)
             if not new or len(seen) >= count:

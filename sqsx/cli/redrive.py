@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from sqsx.cli.deadletter import DeadLetterQueue, release
+from sqsx.cli.deadletter import DeadLetterQueue, receive, release
 from sqsx.cli.target import CommandFailed
 from sqsx.dispatch import Verdict
 from sqsx.message import Message
@@ -109,14 +109,7 @@ def run_replay(queue: BaseQueue, dlq: DeadLetterQueue, limit: int, hold: int) ->
     failed_groups: set[str] = set()
     try:
         while len(seen) < limit:
-            batch = client.receive_message(
-                QueueUrl=dlq.url,
-                MaxNumberOfMessages=min(10, limit - len(seen)),
-                VisibilityTimeout=hold,
-                WaitTimeSeconds=1,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
+            batch = receive(client, dlq.url, limit - len(seen), hold)
             new = [m for m in batch if m["MessageId"] not in seen]
             kept.update((m["MessageId"], m) for m in batch if m["MessageId"] in seen)
             if not new:
