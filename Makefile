@@ -5,8 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SOURCES := $(wildcard sqsx sqsx_lambda tests examples bench)
 # LocalStack, the second SQS server of the tests: its own venv on Python 3.13 (pyenv's),
-# pinned by tests/localstack/constraints.txt; reused until the constraints change.
-LOCALSTACK_VENV ?= .venv-localstack
+# pinned by tests/localstack/constraints.txt. The venv lives outside the clone, named after
+# the constraints' hash, so every clone on this machine (and CI's) reuses it until the pins
+# change; .venv-localstack links to it, where the tests look.
+LOCALSTACK_CONSTRAINTS := tests/localstack/constraints.txt
+LOCALSTACK_HASH := $(shell sha256sum $(LOCALSTACK_CONSTRAINTS) | cut -c1-12)
+LOCALSTACK_VENV ?= $(HOME)/.cache/sqsx/venv-localstack-$(LOCALSTACK_HASH)
 LOCALSTACK_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) \
 	$(shell command -v python3.13 2>/dev/null))
 LOCALSTACK_STAMP := $(LOCALSTACK_VENV)/.installed-stamp
@@ -19,7 +23,7 @@ help:
 	@echo "make bench  - run the benchmarks and print the table"
 	@echo "make lint   - ruff, mypy and cfn-lint only"
 	@echo "make test-fast - the tests without the fault suite"
-	@echo "make localstack - install LocalStack (the tests' second SQS server) into $(LOCALSTACK_VENV)"
+	@echo "make localstack - install LocalStack (the tests' second SQS server) for .venv-localstack"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,15 +33,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-$(LOCALSTACK_STAMP): tests/localstack/constraints.txt
+$(LOCALSTACK_STAMP): $(LOCALSTACK_CONSTRAINTS)
 	@test -n "$(LOCALSTACK_PYTHON)" || { echo "LocalStack needs python3.13 (pyenv install 3.13)"; exit 1; }
+	rm -rf $(LOCALSTACK_VENV)
 	$(LOCALSTACK_PYTHON) -m venv $(LOCALSTACK_VENV)
 	$(LOCALSTACK_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(LOCALSTACK_VENV)/bin/python -m pip install --quiet -c tests/localstack/constraints.txt \
-		'localstack-core[runtime]==2026.3.0' service_identity
+	$(LOCALSTACK_VENV)/bin/python -m pip install --quiet -c $(LOCALSTACK_CONSTRAINTS) \
+		'localstack-core[runtime]' service_identity
 	touch $(LOCALSTACK_STAMP)
 
 localstack: $(LOCALSTACK_STAMP)
+	@if [ -e .venv-localstack ] && [ ! -L .venv-localstack ]; then rm -rf .venv-localstack; fi
+	ln -sfn $(LOCALSTACK_VENV) .venv-localstack
 
 lint: venv
 	$(BIN)/ruff check $(SOURCES)
@@ -65,7 +72,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(LOCALSTACK_VENV) .venv-sqsx070 .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .venv-localstack .venv-sqsx070 .mypy_cache .pytest_cache .ruff_cache build *.egg-info
 
 # Called by `sam build` (template.yaml, SqsxLayer, BuildMethod: makefile): sqsx[lambda] and its
 # dependencies as a layer, with wheels for the functions' runtime (python3.13, x86_64).
