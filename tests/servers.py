@@ -205,13 +205,12 @@ def deviates_on(server: str, *, reason: str, strict: bool = True) -> pytest.Mark
 
 
 #: LocalStack returns later messages of a FIFO group while an earlier one is still in flight,
-#: which AWS does not (RELIABILITY.md, "Server differences"). Not strict: these tests pass
-#: once the core keeps group order itself (the FIFO gate the core is getting).
+#: which AWS does not (RELIABILITY.md, "Server differences"). sqsx's worker keeps group order
+#: itself (sqsx.ordering); a test that checks the order in which SQS redelivers a group
+#: checks the server, and fails on LocalStack.
 LOCALSTACK_FIFO_GROUP_LOCK = deviates_on(
     "localstack",
-    reason="later messages of a FIFO group are returned while an earlier one is in flight "
-    "(pending the core FIFO gate)",
-    strict=False,
+    reason="returns a FIFO group's later messages while an earlier one is in flight",
 )
 
 

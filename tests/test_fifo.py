@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from conftest import Consumer, queue_counts, wait_until
-from servers import LOCALSTACK_FIFO_GROUP_LOCK
 
 from sqsx import Queue
 from sqsx.sending import TaskMessage
@@ -94,7 +93,6 @@ def test_groups_run_in_order_one_at_a_time_and_in_parallel(sqs_client: Any, fifo
     assert queue_counts(sqs_client, fifo_url) == (0, 0, 0)
 
 
-@LOCALSTACK_FIFO_GROUP_LOCK
 def test_a_failure_holds_back_the_rest_of_its_group_only(sqs_client: Any, fifo_url: str) -> None:
     # Given group "a" whose third task fails once and an unaffected group "b"
     # (a 3 s backoff: group "b" must visibly finish inside it, even on a loaded machine)
