@@ -81,3 +81,23 @@ def test_each_server_test_runs_on_the_servers_it_is_meant_for(
 def test_only_on_without_a_reason_is_refused() -> None:
     with pytest.raises(pytest.UsageError, match="only_on needs a reason"):
         _servers_for(_Definition(only_on=pytest.mark.only_on("moto")), ["moto"])
+
+
+def test_s3_answers_on_the_same_server(s3_endpoint_url: str) -> None:
+    # Given an S3 client for the test's server (the large-payload work stores bodies there)
+    import boto3
+    from botocore.config import Config
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(s3={"addressing_style": "path"}),
+    )
+    # When an object is stored and read back
+    s3.create_bucket(Bucket="sqsx-test-payloads")
+    s3.put_object(Bucket="sqsx-test-payloads", Key="k", Body=b"payload")
+    # Then the same bytes come back
+    assert s3.get_object(Bucket="sqsx-test-payloads", Key="k")["Body"].read() == b"payload"

@@ -11,6 +11,8 @@ import argparse
 import os
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from sqsx.cli.deadletter import find_dead_letter_queue, run_ls, run_peek
 from sqsx.cli.redrive import run_redrive, run_replay
 from sqsx.cli.target import UsageError, load_queue, make_client, region_of, with_overrides
@@ -102,7 +104,7 @@ def _not_a_source(client: Any, url: str) -> str:
     text = f"{url} has no RedrivePolicy, so it is not the source queue of any dead-letter queue"
     try:
         sources = client.list_dead_letter_source_queues(QueueUrl=url).get("queueUrls", [])
-    except Exception:  # only a hint; the refusal stands without it
+    except (ClientError, BotoCoreError):  # only a hint; the refusal stands without it
         sources = []
     if sources:
         return f"{text}; it is the dead-letter queue of {sources[0]}: give that URL"
