@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -473,8 +474,10 @@ def test_structured_logs_carry_the_request_id_and_the_message_id(
     # Given a Powertools Logger writing JSON to a buffer
     from aws_lambda_powertools import Logger
 
+    # (a service name of its own: Powertools keeps the first stream given for a name, and this
+    # test runs once per server in one process)
     stream = io.StringIO()
-    logger = Logger(service="sqsx-test", stream=stream, level="INFO")
+    logger = Logger(service=f"sqsx-test-{uuid.uuid4().hex[:8]}", stream=stream, level="INFO")
 
     def fail(url: str, message: Any) -> None:
         raise Retry(min_backoff_seconds=1)
