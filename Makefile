@@ -15,7 +15,8 @@ LOCALSTACK_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/py
 	$(shell command -v python3.13 2>/dev/null))
 LOCALSTACK_STAMP := $(LOCALSTACK_VENV)/.installed-stamp
 
-.PHONY: help venv localstack lint format test test-fast demo bench clean build-SqsxLayer
+.PHONY: help venv localstack lint format test test-fast test-powertools-oldest demo bench clean \
+	build-SqsxLayer
 
 help:
 	@echo "make test   - set up .venv, lint (ruff, mypy --strict, cfn-lint) and run every test"
@@ -58,6 +59,21 @@ format: venv
 
 test: lint localstack
 	$(BIN)/pytest
+	$(MAKE) test-powertools-oldest
+
+# The oldest aws-lambda-powertools the `lambda` extra allows, shadowing the venv's (newest)
+# for the tests that touch Powertools: both ends of the range are tested.
+POWERTOOLS_OLDEST := 3.2.0
+POWERTOOLS_DIR := .powertools-$(POWERTOOLS_OLDEST)
+
+$(POWERTOOLS_DIR)/.stamp:
+	$(BIN)/python -m pip install --quiet --target $(POWERTOOLS_DIR) 'aws-lambda-powertools==$(POWERTOOLS_OLDEST)'
+	touch $@
+
+test-powertools-oldest: venv $(POWERTOOLS_DIR)/.stamp
+	PYTHONPATH=$(POWERTOOLS_DIR) $(BIN)/python -c 'import aws_lambda_powertools.shared.version as v; assert v.VERSION == "$(POWERTOOLS_OLDEST)", v.VERSION'
+	PYTHONPATH=$(POWERTOOLS_DIR) $(BIN)/pytest -p no:cacheprovider tests/test_lambda_powertools.py \
+		tests/test_lambda_handler.py -k "powertools or structured"
 
 test-fast: venv localstack
 	$(BIN)/pytest -m "not fault"
@@ -72,7 +88,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-localstack .venv-sqsx070 .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .venv-localstack .venv-sqsx070 .powertools-* .mypy_cache .pytest_cache \
+		.ruff_cache build *.egg-info
 
 # Called by `sam build` (template.yaml, SqsxLayer, BuildMethod: makefile): sqsx[lambda] and its
 # dependencies as a layer, with wheels for the functions' runtime (python3.13, x86_64).

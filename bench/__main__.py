@@ -2,7 +2,7 @@
 
 Options:
     --quick       smaller queues and fewer repeats (a smoke run, minutes -> seconds)
-    --only NAMES  comma-separated subset of polling, lambda, coldstart (print only)
+    --only NAMES  comma-separated subset of polling, lambda, coldstart, payloads (print only)
     --no-write    print only: leave BENCHMARKS.md, bench/*.json and the PNG alone
 """
 
@@ -16,16 +16,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import boto3_cost, coldstart, lambda_fanout, polling, report
+from bench import boto3_cost, coldstart, lambda_fanout, payloads, polling, report
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+_PARTS = ("polling", "lambda", "coldstart", "payloads")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="polling,lambda,coldstart")
+    parser.add_argument("--only", default=",".join(_PARTS))
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     parts = set(args.only.split(","))
@@ -55,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         rows += report.import_rows(imports)
         results["coldstart"] = [r.as_dict() for r in imports]
 
+    if "payloads" in parts:
+        _progress("large payloads through S3 (moto)")
+        big = payloads.run_all(args.quick)
+        rows += payloads.rows(big)
+        results["payloads"] = [r.as_dict() for r in big]
+
     where = report.machine(load_before)
     if "boto3_cpu_ms_per_call" in results:
         cost = results["boto3_cpu_ms_per_call"]
@@ -67,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         where += " Quick run: short windows, figures not comparable with the targets."
     print(f"\n{table}\n\n{where}")
-    partial = parts != {"polling", "lambda", "coldstart"}
+    partial = parts != set(_PARTS)
     if not (args.no_write or args.quick or partial):  # the files hold complete runs only
         _write(table, where, results)
     return 0

@@ -7,7 +7,9 @@
    while ``sqsx worker --drain`` drains the queue with live progress and exits by itself;
 3. replays the sample event ``events/tasks-mixed.json`` through the same queue and runs its
    records through ``sqsx_lambda.LambdaHandler`` on the same handlers;
-4. prints a summary, stops everything it started, and exits 0 (1 if a check failed).
+4. sends one 5 MiB task through S3 (``examples/demo_payloads.py``: moto serves S3 on the
+   same port) and runs it in both runtimes;
+5. prints a summary, stops everything it started, and exits 0 (1 if a check failed).
 
 moto re-reads the whole queue on every call, so a deep queue is slow; the demo keeps at
 most about ``2 * DEPTH_CAP`` messages waiting and sends more as the worker takes them.
@@ -224,14 +226,19 @@ def main() -> int:
         queue = with_overrides(demo_tasks.queue, queue_url=url, endpoint_url=endpoint, pool=20)
         assert isinstance(queue, Queue)
         print(f"sqsx demo: embedded SQS on {endpoint}, queue {url} (dead-letter queue: demo-dlq)")
-        print(f"\n[1/2] polling worker: {TASKS:,} tasks and 1 poison message", flush=True)
+        print(f"\n[1/3] polling worker: {TASKS:,} tasks and 1 poison message", flush=True)
         code, worker_seconds = worker_step(queue, endpoint)
         left, dead = read_depth(client, url).total, read_depth(client, dlq_url).total
-        print(f"\n[2/2] AWS Lambda: the records of events/{SAMPLE_EVENT.name}", flush=True)
+        print(f"\n[2/3] AWS Lambda: the records of events/{SAMPLE_EVENT.name}", flush=True)
         lambda_started = time.monotonic()
         outcome = lambda_step(queue)
         lambda_seconds = time.monotonic() - lambda_started
+        print("\n[3/3] a 5 MiB task through S3, in both runtimes", flush=True)
+        import demo_payloads
+
+        payloads_ok = outcome is None or demo_payloads.run(endpoint)
     ok = code == 0 and left == 0 and dead == 1 and (outcome is None or outcome[1] > 0)
+    ok = ok and payloads_ok
     print("\nsummary")
     print(
         f"  worker  {TASKS:,} tasks + 1 poison message in {worker_seconds:.1f} s "
@@ -245,6 +252,8 @@ def main() -> int:
             f"  lambda  {records} records in {lambda_seconds:.1f} s: {records - failures} "
             f"deleted, {failures} in batchItemFailures with their backoff set on the server"
         )
+    if outcome is not None:
+        print(f"  S3      one 5 MiB task in each runtime: {'ok' if payloads_ok else 'FAILED'}")
     print(
         f"  total   {time.monotonic() - started:.1f} s, {'all checks passed' if ok else 'FAILED'}"
     )

@@ -11,10 +11,13 @@ message keeps its heartbeat, backoff and deadline guard exactly as a sync handle
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Awaitable, Coroutine
 from concurrent.futures import Future
 from typing import Any
+
+from sqsx.exceptions import TimeLimitExceeded
 
 __all__ = ["EventLoopThread"]
 
@@ -36,19 +39,22 @@ class EventLoopThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
-    def run(self, awaitable: Awaitable[Any]) -> Any:
+    def run(self, awaitable: Awaitable[Any], timeout: float | None = None) -> Any:
         """Run ``awaitable`` on the loop and wait for it; returns its result or raises what
         it raised (``Retry``, ``NoRetry`` and errors alike).
 
-        A ``BaseException`` raised into the waiting thread (a time limit, say) cancels the
-        coroutine before it propagates.
+        Past ``timeout`` seconds the coroutine is cancelled and ``TimeLimitExceeded`` is
+        raised; so is any ``BaseException`` raised into the waiting thread.
         """
         coroutine: Coroutine[Any, Any, Any] = (
             awaitable if asyncio.iscoroutine(awaitable) else _awaited(awaitable)
         )
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coroutine, self._running_loop())
         try:
-            return future.result()
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeLimitExceeded from None
         except BaseException:
             future.cancel()
             raise

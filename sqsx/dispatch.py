@@ -7,29 +7,29 @@ entries, the Lambda runtime into ``batchItemFailures`` entries.
 
 from __future__ import annotations
 
-import enum
 import functools
 import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from sqsx.aio import EventLoopThread
 from sqsx.backoff import BackoffPolicy
 from sqsx.codec import decode_task
 from sqsx.exceptions import (
     HandlerResultError,
-    NoRetry,
-    Retry,
+    TimeLimitExceeded,
     UnknownTaskError,
     UnprocessableMessageError,
 )
+from sqsx.fates import Fates, PoisonPolicy
 from sqsx.hooks import HookChain, Processing, Runtime
 from sqsx.message import Message
+from sqsx.outcome import Outcome, Verdict
 from sqsx.registry import HandlerRegistry
 from sqsx.signature import signature_of
+from sqsx.timelimits import Guard, GuardState, TimeLimits
 
 __all__ = [
     "Dispatcher",
@@ -42,48 +42,15 @@ __all__ = [
 
 logger = logging.getLogger("sqsx.dispatch")
 
-#: What to do with a message that can never succeed (undecodable, unknown task, bad kwargs):
-#: ``"retry"`` backs it off until the redrive policy dead-letters it; ``"delete"`` drops it
-#: at once with an ERROR line.
-PoisonPolicy = Literal["retry", "delete"]
 
 # What handlers usually return: not awaitable, no need to look closer.
 _PLAIN_RESULTS = (str, bytes, int, float, bool, dict, list, tuple)
 
+#: Told when a handler is abandoned past its time limit: ``fn(message, outcome)``.
+AbandonFn = Callable[[Message, Outcome], None]
+
 #: A RawQueue handler: ``fn(queue_url, sqs_message)`` (``sqs_message`` is a dict).
 MessageHandler = Callable[..., Any]
-
-
-class Verdict(enum.Enum):
-    """Why a message got its outcome."""
-
-    SUCCEEDED = "succeeded"
-    NO_RETRY = "no_retry"
-    RETRIED = "retried"
-    UNPROCESSABLE = "unprocessable"
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The fate of one message.
-
-    Attributes:
-        verdict: why.
-        retry_after: ``None`` to delete the message, else the seconds it stays invisible
-            before SQS delivers it again.
-        reason: a short text for logs and tests; never the message body.
-        handler_seconds: how long the handler ran (0 when it did not run).
-    """
-
-    verdict: Verdict
-    retry_after: int | None
-    reason: str = ""
-    handler_seconds: float = 0.0
-
-    @property
-    def delete(self) -> bool:
-        """True when the message is done with and must be deleted."""
-        return self.retry_after is None
 
 
 class Dispatcher:
@@ -113,12 +80,19 @@ class Dispatcher:
         backoff: BackoffPolicy,
         poison_policy: PoisonPolicy,
         hooks: HookChain | None = None,
+        *,
+        time_limit: float | None = None,
     ) -> None:
         self.queue_url = queue_url
         self.backoff = backoff
         self.poison_policy = poison_policy
+        self.fates = Fates(queue_url, backoff, poison_policy)
         self.hooks = hooks if hooks is not None else HookChain()
+        self.time_limit = time_limit
+        #: Concurrency caps by task name (``sqsx.caps``); replaced whole, never mutated.
+        self.task_caps: Mapping[str, int] = {}
         self.event_loop = EventLoopThread("sqsx-async")
+        self.time_limits = TimeLimits()
 
     def process(
         self,
@@ -127,6 +101,8 @@ class Dispatcher:
         *,
         runtime: Runtime = "worker",
         hooks: HookChain | None = None,
+        on_abandon: AbandonFn | None = None,
+        limit_cap: float | None = None,
     ) -> Outcome:
         """Process ``message``; never raises for anything the message or handler does.
 
@@ -135,6 +111,12 @@ class Dispatcher:
             lambda_context: the Lambda context (handed to task handlers), if any.
             runtime: which runtime is asking, for hooks.
             hooks: the chain to run (default: the queue's own ``hooks``).
+            on_abandon: called (from another thread) with the message and its ``TIMED_OUT``
+                outcome if its handler is abandoned past its time limit: the runtime then
+                applies that outcome and replaces the thread, whose own return value comes
+                back later with ``Outcome.late`` set.
+            limit_cap: seconds the handler may run at most whatever its time limit (the
+                Lambda runtime's deadline); applies only to handlers with a time limit.
         """
         chain = self.hooks if hooks is None else hooks
         processing = (
@@ -147,19 +129,25 @@ class Dispatcher:
                 message = chain.resolve(message)
                 if processing is not None:
                     processing.message = message
-            call, label = self._prepare(message, lambda_context)
+            call, label, limit = self._prepare(message, lambda_context)
         except Exception as err:
-            outcome = self._unreadable(message, err)
+            outcome = self.fates.unreadable(message, err)
             if processing is not None:
                 chain.before(processing)
                 chain.after(processing, outcome)
             return outcome
+        if limit is not None and limit_cap is not None:
+            limit = max(min(limit, limit_cap), 0.0)
         if processing is None:
-            return self._run(call, message, label)
-        processing.task = label
+            return self._run(
+                call, message, label, limit, _Abandon(self, message, label, on_abandon)
+            )
+        processing.task, processing.time_limit = label, limit
         chain.before(processing)
-        outcome = self._run(call, message, label)
-        chain.after(processing, outcome)
+        abandon = _Abandon(self, message, label, on_abandon, chain, processing)
+        outcome = self._run(call, message, label, limit, abandon)
+        if not outcome.late:
+            chain.after(processing, outcome)
         return outcome
 
     def refuse(
@@ -182,129 +170,117 @@ class Dispatcher:
 
     def _prepare(
         self, message: Message, lambda_context: Any
-    ) -> tuple[Callable[[], object], str]:  # pragma: no cover - abstract
+    ) -> tuple[Callable[[], object], str, float | None]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _run(self, call: Callable[[], object], message: Message, label: str) -> Outcome:
+    def _run(
+        self,
+        call: Callable[[], object],
+        message: Message,
+        label: str,
+        limit: float | None,
+        abandon: _Abandon,
+    ) -> Outcome:
         started = time.perf_counter()
-        try:
-            result = call()
-            if result is not None and not isinstance(result, _PLAIN_RESULTS):
-                self._finish(result)
-        except NoRetry:
-            elapsed = time.perf_counter() - started
-            logger.info(
-                "NoRetry raised, deleting message_id=%s task=%s queue_url=%s",
-                message.message_id,
-                label,
-                self.queue_url,
-            )
-            return Outcome(Verdict.NO_RETRY, None, "NoRetry raised", elapsed)
-        except Retry as signal:
-            elapsed = time.perf_counter() - started
-            policy = self.backoff.overridden(signal.min_backoff_seconds, signal.max_backoff_seconds)
-            delay = policy.delay(message.receive_count)
-            logger.info(
-                "Retry raised, retrying in %ss message_id=%s task=%s receive_count=%s queue_url=%s",
-                delay,
-                message.message_id,
-                label,
-                message.receive_count,
-                self.queue_url,
-            )
-            return Outcome(Verdict.RETRIED, delay, "Retry raised", elapsed)
-        except Exception as err:
-            return self._failed(message, label, err, started, logging.WARNING)
-        except BaseException as err:  # SystemExit, KeyboardInterrupt...: never the worker's
-            return self._failed(message, label, err, started, logging.ERROR)
-        return Outcome(Verdict.SUCCEEDED, None, "", time.perf_counter() - started)
+        guard = None if limit is None else self.time_limits.arm(limit, abandon)
+        err = self._invoke(call, guard)
+        if guard is not None:
+            state = self.time_limits.disarm(guard)  # again: the first may have been cut short
+            if state is GuardState.ABANDONED:
+                return abandon.outcome or self.timed_out(message, label, guard.limit, late=True)
+            if state is GuardState.INTERRUPTED or isinstance(err, TimeLimitExceeded):
+                return self.timed_out(message, label, guard.limit, time.perf_counter() - started)
+        return self.fates.handled(message, label, err, time.perf_counter() - started)
 
-    def _finish(self, result: object) -> None:
-        """Run what a handler returned if it is awaitable; refuse a generator, whose body
-        would otherwise never run."""
+    def _invoke(self, call: Callable[[], object], guard: Guard | None) -> BaseException | None:
+        """Call the handler (and finish what it returned); what it raised, or ``None``.
+
+        The guard is disarmed before anything else runs, so that a time limit's exception
+        can only land inside this ``try``.
+        """
+        try:
+            try:
+                result = call()
+                if result is not None and not isinstance(result, _PLAIN_RESULTS):
+                    self._finish(result, guard)
+            finally:
+                if guard is not None:
+                    self.time_limits.disarm(guard)
+        except BaseException as err:
+            return err
+        return None
+
+    def timed_out(
+        self,
+        message: Message,
+        label: str,
+        limit: float,
+        elapsed: float = 0.0,
+        *,
+        late: bool = False,
+    ) -> Outcome:
+        """The outcome of a handler that ran past its time limit (and its log line)."""
+        return self.fates.timed_out(message, label, limit, elapsed, late=late)
+
+    def _finish(self, result: object, guard: Guard | None) -> None:
+        """Run what a handler returned if it is awaitable (within its time limit: the
+        waiting thread cannot be interrupted, the coroutine is cancelled instead); refuse a
+        generator, whose body would otherwise never run."""
         if inspect.isawaitable(result):
-            self.event_loop.run(result)
+            timeout = None if guard is None else max(guard.deadline - time.monotonic(), 0.0)
+            self.event_loop.run(result, timeout)
         elif inspect.isgenerator(result) or inspect.isasyncgen(result):
             raise HandlerResultError(
                 f"the handler returned a {type(result).__name__}: its body never ran "
                 "(handlers are plain or async def functions, not generators)"
             )
 
-    def _failed(
-        self, message: Message, label: str, err: BaseException, started: float, level: int
-    ) -> Outcome:
-        elapsed = time.perf_counter() - started
-        delay = self.backoff.delay(message.receive_count)
-        kind = type(err).__name__
-        hint = "" if level < logging.ERROR else " (a BaseException: it does not stop the worker)"
-        logger.log(
-            level,
-            "handler raised %s%s, retrying in %ss message_id=%s task=%s receive_count=%s "
-            "queue_url=%s",
-            kind,
-            hint,
-            delay,
-            message.message_id,
-            label,
-            message.receive_count,
-            self.queue_url,
-            exc_info=True,
-        )
-        return Outcome(Verdict.RETRIED, delay, f"handler raised {kind}", elapsed)
-
-    def _unreadable(self, message: Message, err: Exception) -> Outcome:
-        """The outcome of a message that failed before its handler: unprocessable, or a
-        passing failure (a hook could not fetch its payload, say) retried with backoff."""
-        if isinstance(err, UnprocessableMessageError):
-            return self.unprocessable(message, err)
-        delay = self.backoff.delay(message.receive_count)
-        logger.warning(
-            "could not prepare the message (%s), retrying in %ss message_id=%s task=%s "
-            "receive_count=%s queue_url=%s",
-            type(err).__name__,
-            delay,
-            message.message_id,
-            _task_name_or_dash(message),
-            message.receive_count,
-            self.queue_url,
-            exc_info=True,
-        )
-        return Outcome(Verdict.RETRIED, delay, f"preparing raised {type(err).__name__}")
-
     def unprocessable(self, message: Message, err: UnprocessableMessageError) -> Outcome:
         """The outcome of a message no handler can take, per ``poison_policy`` (and its log
-        line); runtimes call it for messages they cannot even read."""
-        reason = f"{type(err).__name__}: {err}"
-        task = _task_name_or_dash(message)
-        if self.poison_policy == "delete":
-            logger.error(
-                "unprocessable message deleted (poison_policy=delete) message_id=%s task=%s "
-                "reason=%s queue_url=%s",
-                message.message_id,
-                task,
-                reason,
-                self.queue_url,
-            )
-            return Outcome(Verdict.UNPROCESSABLE, None, reason)
-        delay = self.backoff.delay(message.receive_count)
+        line)."""
+        return self.fates.unprocessable(message, err)
+
+
+class _Abandon:
+    """What happens when a guarded handler is abandoned (called in the ticker thread): the
+    core decides ``TIMED_OUT``, the hooks hear of it, then the runtime acts on it."""
+
+    __slots__ = ("chain", "dispatcher", "label", "message", "outcome", "processing", "runtime")
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        message: Message,
+        label: str,
+        runtime: AbandonFn | None,
+        chain: HookChain | None = None,
+        processing: Processing | None = None,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.message = message
+        self.label = label
+        self.runtime = runtime
+        self.chain = chain
+        self.processing = processing
+        self.outcome: Outcome | None = None
+
+    def __call__(self, guard: Guard) -> None:
+        outcome = self.dispatcher.timed_out(self.message, self.label, guard.limit)
         logger.warning(
-            "unprocessable message, retrying in %ss until the redrive policy dead-letters it "
-            "message_id=%s task=%s reason=%s receive_count=%s queue_url=%s",
-            delay,
-            message.message_id,
-            task,
-            reason,
-            message.receive_count,
-            self.queue_url,
+            "handler still running %gs after its time limit: abandoned, its thread replaced "
+            "message_id=%s task=%s queue_url=%s",
+            self.dispatcher.time_limits.grace_seconds,
+            self.message.message_id,
+            self.label,
+            self.dispatcher.queue_url,
         )
-        return Outcome(Verdict.UNPROCESSABLE, delay, reason)
-
-
-def _task_name_or_dash(message: Message) -> str:
-    """The TaskName attribute for log lines, whatever shape it came in; ``-`` if none."""
-    attribute = (message.raw.get("MessageAttributes") or {}).get("TaskName")
-    value = attribute.get("StringValue") if isinstance(attribute, Mapping) else None
-    return value[:200] if isinstance(value, str) and value else "-"
+        if self.chain is not None and self.processing is not None:
+            self.chain.after(self.processing, outcome)
+        self.outcome = Outcome(
+            outcome.verdict, outcome.retry_after, outcome.reason, outcome.handler_seconds, True
+        )
+        if self.runtime is not None:
+            self.runtime(self.message, outcome)
 
 
 class TaskDispatcher(Dispatcher):
@@ -317,11 +293,17 @@ class TaskDispatcher(Dispatcher):
         poison_policy: PoisonPolicy,
         registry: HandlerRegistry,
         hooks: HookChain | None = None,
+        *,
+        time_limit: float | None = None,
     ) -> None:
-        super().__init__(queue_url, backoff, poison_policy, hooks)
+        super().__init__(queue_url, backoff, poison_policy, hooks, time_limit=time_limit)
         self.registry = registry
+        #: Per-task time limits (seconds), over the queue's ``time_limit``. Replaced whole.
+        self.task_limits: Mapping[str, float | None] = {}
 
-    def _prepare(self, message: Message, lambda_context: Any) -> tuple[Callable[[], object], str]:
+    def _prepare(
+        self, message: Message, lambda_context: Any
+    ) -> tuple[Callable[[], object], str, float | None]:
         task = decode_task(message.raw.get("Body"), message.raw.get("MessageAttributes"))
         handler = self.registry.get(task.name)
         if handler is None:
@@ -334,7 +316,8 @@ class TaskDispatcher(Dispatcher):
         if lambda_context is not None:
             context["lambda_context"] = lambda_context
         kwargs = signature_of(handler).bind(task.name, task.kwargs)
-        return functools.partial(handler, context, **kwargs), task.name
+        limit = self.task_limits.get(task.name, self.time_limit)
+        return functools.partial(handler, context, **kwargs), task.name, limit
 
 
 class RawDispatcher(Dispatcher):
@@ -347,9 +330,14 @@ class RawDispatcher(Dispatcher):
         poison_policy: PoisonPolicy,
         handler: MessageHandler,
         hooks: HookChain | None = None,
+        *,
+        time_limit: float | None = None,
     ) -> None:
-        super().__init__(queue_url, backoff, poison_policy, hooks)
+        super().__init__(queue_url, backoff, poison_policy, hooks, time_limit=time_limit)
         self.handler = handler
 
-    def _prepare(self, message: Message, lambda_context: Any) -> tuple[Callable[[], object], str]:
-        return functools.partial(self.handler, self.queue_url, message.raw), "<raw>"
+    def _prepare(
+        self, message: Message, lambda_context: Any
+    ) -> tuple[Callable[[], object], str, float | None]:
+        call = functools.partial(self.handler, self.queue_url, message.raw)
+        return call, "<raw>", self.time_limit

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sqsx.batching import BatchFlusher
+from sqsx.caps import CAP_WAIT_LIMIT_SECONDS, ConcurrencyCaps
 from sqsx.dispatch import Dispatcher, Outcome
 from sqsx.exceptions import QueueUnavailableError
 from sqsx.hooks import HookChain
@@ -93,7 +94,10 @@ class Engine:
         self._options = options
         self._stop = stop
         self._force = force
-        self._inbox = Inbox(fifo=is_fifo(queue_url))
+        self._inbox = Inbox(
+            fifo=is_fifo(queue_url), caps=ConcurrencyCaps(lambda: dispatcher.task_caps)
+        )
+        self._next_overdue_check = 0.0
         self._threads: list[threading.Thread] = []
         self._deleting: dict[str, Message] = {}  # receipt handle -> message, for after_delete
         self._fatal: BaseException | None = None
@@ -312,7 +316,11 @@ class Engine:
             message = self._inbox.take()
             if message is None:
                 return
-            outcome = self._dispatcher.process(message, hooks=self._hooks)
+            outcome = self._dispatcher.process(
+                message, hooks=self._hooks, on_abandon=self._abandoned
+            )
+            if outcome.late:  # abandoned past its time limit: settled, and this thread replaced
+                return
             try:
                 self._settle(message, outcome)
             except Exception:  # the loop must survive; the message is redelivered later
@@ -331,6 +339,16 @@ class Engine:
                     self._url,
                 )
                 self._hold_back(held)
+
+    def _abandoned(self, message: Message, outcome: Outcome) -> None:
+        """A handler past its time limit and grace (called from the time-limit ticker):
+        settle its message now and start a thread in its place."""
+        try:
+            self._settle(message, outcome)
+        finally:
+            self._hold_back(self._inbox.done(message, outcome.retry_after))
+        if not self._inbox.closed:
+            self._spawn(self._handle_loop, f"sqsx-handler-{len(self._threads)}")
 
     def _settle(self, message: Message, outcome: Outcome) -> None:
         if outcome.retry_after is None:
@@ -374,8 +392,25 @@ class Engine:
             try:
                 self._keeper.beat()
                 self._deletes.tick()
+                self._release_overdue()
             except Exception:
                 logger.exception("timer tick failed queue_url=%s", self._url)
+
+    def _release_overdue(self) -> None:
+        """Once a second: release messages held for their task's cap too long."""
+        now = time.monotonic()
+        if now < self._next_overdue_check:
+            return
+        self._next_overdue_check = now + 1.0
+        overdue = self._inbox.overdue()
+        if overdue:
+            logger.warning(
+                "%d messages waited %ds for their task's max_concurrency: released queue_url=%s",
+                len(overdue),
+                CAP_WAIT_LIMIT_SECONDS,
+                self._url,
+            )
+            self._release(overdue)
 
     def _shutdown(self, receivers: list[threading.Thread], threads: list[threading.Thread]) -> None:
         self._stop.set()

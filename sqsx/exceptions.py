@@ -16,6 +16,7 @@ __all__ = [
     "Retry",
     "SqsxError",
     "TaskArgumentsError",
+    "TimeLimitExceeded",
     "UnknownTaskError",
     "UnprocessableMessageError",
 ]
@@ -91,6 +92,17 @@ class Retry(Exception):
         super().__init__(min_backoff_seconds, max_backoff_seconds)
         self.min_backoff_seconds = min_backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
+
+
+class TimeLimitExceeded(BaseException):
+    """Raised inside a handler's thread when it runs past its ``time_limit``.
+
+    A ``BaseException``, so that the usual ``except Exception`` in a handler does not
+    swallow it. Its message gets the ``TIMED_OUT`` verdict and the queue's backoff.
+
+    It is raised as a class, so it carries no arguments; the ``TIMED_OUT`` log line and
+    ``Outcome.reason`` name the limit.
+    """
 
 
 class NoRetry(Exception):

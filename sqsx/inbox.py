@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
+from sqsx.caps import ConcurrencyCaps
 from sqsx.message import Message
 from sqsx.ordering import GroupGate, Hold
 
@@ -35,14 +36,16 @@ class Inbox:
 
     Args:
         fifo: keep each message group's messages in order, one at a time.
+        caps: the tasks' concurrency caps (``sqsx.caps``), if any.
     """
 
-    def __init__(self, *, fifo: bool = False) -> None:
+    def __init__(self, *, fifo: bool = False, caps: ConcurrencyCaps | None = None) -> None:
         lock = threading.Lock()
         self._ready = threading.Condition(lock)
         self._room = threading.Condition(lock)
         self._waiting: deque[Message] = deque()
         self._gate = GroupGate(fifo=fifo, group_of=_group_of)
+        self._caps = caps
         self._reserved = 0
         self.running = 0
         self.closed = False
@@ -53,7 +56,7 @@ class Inbox:
         """Wait until ``count`` more messages fit under ``limit`` (running, waiting and
         reserved), then reserve them; ``False`` once the inbox is closed."""
         with self._room:
-            while not self.closed and self._in_hand() + count > limit:
+            while not self.closed and self._in_hand(limit) + count > limit:
                 self._room.wait()
             if self.closed:
                 return False
@@ -69,7 +72,10 @@ class Inbox:
             self._room.notify_all()
             if self.closed:
                 return None
-            held = self._gate.admit(messages, self._waiting, time.monotonic())
+            now = time.monotonic()
+            held = self._gate.admit(messages, self._waiting, now)
+            if self._caps is not None:
+                self._caps.waiting(messages, now)
             self._ready.notify(len(messages) - len(held))
             return held
 
@@ -81,9 +87,12 @@ class Inbox:
             while True:
                 if self.closed:
                     return None
-                message = self._gate.pick(self._waiting)
+                caps = self._caps if self._caps is not None and self._caps.active else None
+                message = self._gate.pick(self._waiting, None if caps is None else caps.allowed)
                 if message is not None:
                     self.running += 1
+                    if caps is not None:
+                        caps.started(message)
                     return message
                 self._ready.wait()
 
@@ -94,8 +103,11 @@ class Inbox:
         with self._room:
             self.running -= 1
             held = self._gate.finish(message, retry_after, self._waiting, time.monotonic())
-            if self._gate.fifo and self._waiting:
-                self._ready.notify()  # a message of this group may run now
+            capped = self._caps is not None and self._caps.active
+            if capped and self._caps is not None:
+                self._caps.finished(message)
+            if (self._gate.fifo or capped) and self._waiting:
+                self._ready.notify()  # a message of this group, or of this task, may run now
             self._room.notify_all()
             return held
 
@@ -106,14 +118,30 @@ class Inbox:
         with self._room:
             return self.running + len(self._waiting)
 
-    def _in_hand(self) -> int:
-        return self.running + len(self._waiting) + self._reserved
+    def _in_hand(self, limit: int = 0) -> int:
+        # Messages their task's cap keeps waiting take no room, up to ``limit`` of them:
+        # other tasks keep flowing while a capped backlog waits.
+        blocked = self._caps.blocked(self._waiting) if self._caps is not None and limit else 0
+        return self.running + len(self._waiting) + self._reserved - min(blocked, limit)
+
+    def overdue(self) -> list[Message]:
+        """Waiting messages held for their task's cap too long (``sqsx.caps``), removed
+        from the inbox, to be released."""
+        if self._caps is None:
+            return []
+        with self._room:
+            released = self._caps.overdue(self._waiting, time.monotonic())
+            if released:
+                self._room.notify_all()
+            return released
 
     def close(self) -> list[Message]:
         """Refuse further messages and return those never started."""
         with self._room:
             self.closed = True
             waiting = list(self._waiting)
+            if self._caps is not None:
+                self._caps.forget(waiting)
             self._waiting.clear()
             self._ready.notify_all()
             self._room.notify_all()

@@ -98,16 +98,18 @@ class GroupGate(Generic[T]):
                 held.append(Hold(item, seconds))
         return held
 
-    def pick(self, waiting: deque[T]) -> T | None:
+    def pick(self, waiting: deque[T], allowed: Callable[[T], bool] | None = None) -> T | None:
         """Remove and return the first waiting item that may start now (its group is not
-        running), marking its group as running; ``None`` when none may."""
-        if not self.fifo:
+        running, and ``allowed(item)`` if given: a task's concurrency cap, say), marking
+        its group as running; ``None`` when none may."""
+        if not self.fifo and allowed is None:
             return waiting.popleft() if waiting else None
         for index, item in enumerate(waiting):
-            group = self._group_of(item)
-            if group not in self._busy:
+            group = self._group_of(item) if self.fifo else None
+            if (not self.fifo or group not in self._busy) and (allowed is None or allowed(item)):
                 del waiting[index]
-                self._busy.add(group)
+                if self.fifo:
+                    self._busy.add(group)
                 return item
         return None
 

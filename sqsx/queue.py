@@ -18,6 +18,7 @@ from sqsx.dispatch import (
     RawDispatcher,
     TaskDispatcher,
 )
+from sqsx.exceptions import ConfigurationError
 from sqsx.hooks import Hook, HookChain
 from sqsx.message import Message
 from sqsx.ordering import is_fifo
@@ -34,11 +35,31 @@ from sqsx.settings import queue_settings
 from sqsx.signature import signature_of
 from sqsx.sqs import SqsClient
 from sqsx.stats import StatsSnapshot
+from sqsx.timelimits import checked_time_limit
 
 if TYPE_CHECKING:
     from sqsx.options import ConsumeOptions
+    from sqsx.payloads import S3Payloads
 
 __all__ = ["BaseQueue", "Queue", "RawQueue"]
+
+
+class _Unset:
+    """Marks an option not given (``None`` means "no limit")."""
+
+
+_UNSET = _Unset()
+_MAX_CONCURRENCY = 1024
+
+
+def _checked_cap(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_CONCURRENCY:
+        raise ConfigurationError(
+            f"max_concurrency must be a whole number from 1 to {_MAX_CONCURRENCY} or None, "
+            f"got {value!r}"
+        )
+    return value
+
 
 logger = logging.getLogger("sqsx.queue")
 
@@ -71,6 +92,12 @@ class BaseQueue:
             redrive policy dead-letters them; ``"delete"`` deletes them with an ERROR line.
         hooks: ``sqsx.hooks.Hook`` objects that see every message processed and sent, in
             both runtimes (metrics, tracing, payload offloading...), in order.
+        time_limit: seconds a handler may run before it is stopped and its message backed
+            off (verdict ``TIMED_OUT``); ``None`` (default) for no limit. See
+            ``sqsx.timelimits`` for what can and cannot be interrupted.
+        payloads: ``sqsx.payloads.S3Payloads``: large messages through S3, Extended
+            Client pointers read (added after ``hooks``; its default threshold is
+            ``max_message_bytes``).
 
     Raises:
         ConfigurationError: a setting is out of bounds (a ``ValueError``); the error names
@@ -91,7 +118,10 @@ class BaseQueue:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         poison_policy: PoisonPolicy = "retry",
         hooks: Iterable[Hook] = (),
+        time_limit: float | None = None,
+        payloads: S3Payloads | None = None,
     ) -> None:
+        self._time_limit = checked_time_limit(time_limit)
         self._options = queue_settings(
             url=url,
             min_backoff_seconds=min_backoff_seconds,
@@ -106,6 +136,8 @@ class BaseQueue:
         self._backoff = BackoffPolicy(
             self._options.min_backoff_seconds, self._options.max_backoff_seconds
         )
+        if payloads is not None:  # last: it sends (and sizes) what the other hooks made
+            hooks = (*hooks, payloads.for_queue(self.max_message_bytes))
         self._hooks = HookChain(hooks)
 
     def _bind(self, dispatcher: Dispatcher) -> None:
@@ -141,6 +173,11 @@ class BaseQueue:
         return self._options.max_message_bytes
 
     @property
+    def time_limit(self) -> float | None:
+        """The queue-wide handler time limit in seconds (``None``: none)."""
+        return self._time_limit
+
+    @property
     def dispatcher(self) -> Dispatcher:
         """The processing core for this queue (used by the runtimes)."""
         return self._dispatcher
@@ -157,6 +194,7 @@ class BaseQueue:
             "max_message_bytes": self.max_message_bytes,
             "poison_policy": self._options.poison_policy,
             "hooks": self._hooks.hooks,
+            "time_limit": self._time_limit,
         }
 
     # -- processing ------------------------------------------------------------------------
@@ -331,6 +369,8 @@ class Queue(BaseQueue):
         poison_policy: PoisonPolicy = "retry",
         validate_on_send: bool = False,
         hooks: Iterable[Hook] = (),
+        time_limit: float | None = None,
+        payloads: S3Payloads | None = None,
     ) -> None:
         super().__init__(
             url,
@@ -340,11 +380,18 @@ class Queue(BaseQueue):
             max_message_bytes=max_message_bytes,
             poison_policy=poison_policy,
             hooks=hooks,
+            time_limit=time_limit,
+            payloads=payloads,
         )
         self._validate_on_send = validate_on_send
         self._registry = HandlerRegistry()
         self._task_dispatcher = TaskDispatcher(
-            self.url, self._backoff, poison_policy, self._registry, self._hooks
+            self.url,
+            self._backoff,
+            poison_policy,
+            self._registry,
+            self._hooks,
+            time_limit=self._time_limit,
         )
         self._bind(self._task_dispatcher)
 
@@ -356,10 +403,16 @@ class Queue(BaseQueue):
             validate_on_send=self._validate_on_send,
             **self._settings(),
         )
+        limits, caps = self._task_dispatcher.task_limits, self._task_dispatcher.task_caps
         for name in self._registry.names():
             handler = self._registry.get(name)
             if handler is not None:
-                twin.add_task_handler(name, handler)
+                twin.add_task_handler(
+                    name,
+                    handler,
+                    time_limit=limits.get(name, _UNSET),
+                    max_concurrency=caps.get(name),
+                )
         return twin
 
     def add_task(self, task_name: str, **kwargs: Any) -> Any:
@@ -433,15 +486,48 @@ class Queue(BaseQueue):
             deduplication_id=task.deduplication_id,
         )
 
-    def add_task_handler(self, task_name: str, task_handler_function: TaskHandler) -> None:
+    def add_task_handler(
+        self,
+        task_name: str,
+        task_handler_function: TaskHandler,
+        *,
+        time_limit: float | _Unset | None = _UNSET,
+        max_concurrency: int | None = None,
+    ) -> None:
         """Run ``task_handler_function(context, **kwargs)`` for tasks named ``task_name``.
 
         Safe while consuming: the next message of that task uses the new handler.
+
+        Args:
+            task_name: the task's name (the ``TaskName`` attribute).
+            task_handler_function: a plain or ``async def`` function.
+            time_limit: seconds this task's handler may run (above 0, at most 43200);
+                ``None`` for no limit; default: the queue's ``time_limit``.
+            max_concurrency: at most this many messages of the task run at once in one
+                worker process or Lambda invocation (1 to 1024); ``None`` (default) for no
+                cap. Waiting messages hold no thread (see ``sqsx.caps``).
+
+        Raises:
+            ConfigurationError: ``time_limit`` or ``max_concurrency`` is out of bounds.
         """
+        limits = dict(self._task_dispatcher.task_limits)
+        if isinstance(time_limit, _Unset):
+            limits.pop(task_name, None)
+        else:
+            limits[task_name] = checked_time_limit(time_limit)
+        caps = dict(self._task_dispatcher.task_caps)
+        caps.pop(task_name, None)
+        if max_concurrency is not None:
+            caps[task_name] = _checked_cap(max_concurrency)
         self._registry.register(task_name, task_handler_function)
+        self._task_dispatcher.task_limits = limits
+        self._task_dispatcher.task_caps = caps
 
     def remove_task_handler(self, task_name: str) -> bool:
         """Forget the handler of ``task_name``; ``False`` when there was none."""
+        dispatcher = self._task_dispatcher
+        dispatcher.task_limits = {k: v for k, v in dispatcher.task_limits.items() if k != task_name}
+        dispatcher.task_caps = {k: v for k, v in dispatcher.task_caps.items() if k != task_name}
         return self._registry.unregister(task_name)
 
     @property
@@ -465,6 +551,8 @@ class RawQueue(BaseQueue):
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         poison_policy: PoisonPolicy = "retry",
         hooks: Iterable[Hook] = (),
+        time_limit: float | None = None,
+        payloads: S3Payloads | None = None,
     ) -> None:
         super().__init__(
             url,
@@ -474,11 +562,18 @@ class RawQueue(BaseQueue):
             max_message_bytes=max_message_bytes,
             poison_policy=poison_policy,
             hooks=hooks,
+            time_limit=time_limit,
+            payloads=payloads,
         )
         if not callable(message_handler_function):
             raise TypeError("message_handler_function must be callable")
         self._raw_dispatcher = RawDispatcher(
-            self.url, self._backoff, poison_policy, message_handler_function, self._hooks
+            self.url,
+            self._backoff,
+            poison_policy,
+            message_handler_function,
+            self._hooks,
+            time_limit=self._time_limit,
         )
         self._bind(self._raw_dispatcher)
 

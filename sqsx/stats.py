@@ -26,6 +26,7 @@ class StatsSnapshot:
         retried: handlers that raised ``Retry`` or another exception (message backed off).
         no_retry: handlers that raised ``NoRetry`` (message deleted).
         unprocessable: messages no handler could take (undecodable, unknown task, bad kwargs).
+        timed_out: handlers that ran past their time limit (message backed off).
         released: messages given back unstarted at a stop or a deadline (visibility 0).
         in_flight: handlers running now.
         elapsed: seconds since the counters started.
@@ -43,11 +44,12 @@ class StatsSnapshot:
     latency_p50: float
     latency_p95: float
     latency_max: float
+    timed_out: int = 0
 
     @property
     def processed(self) -> int:
         """Messages whose handler ran or that were judged unprocessable."""
-        return self.succeeded + self.retried + self.no_retry + self.unprocessable
+        return self.succeeded + self.retried + self.no_retry + self.unprocessable + self.timed_out
 
     @property
     def rate(self) -> float:
@@ -105,6 +107,7 @@ class Stats:
             retried=counts[Verdict.RETRIED],
             no_retry=counts[Verdict.NO_RETRY],
             unprocessable=counts[Verdict.UNPROCESSABLE],
+            timed_out=counts[Verdict.TIMED_OUT],
             released=released,
             in_flight=in_flight,
             elapsed=time.monotonic() - self._started,

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from sqsx.backoff import MAX_VISIBILITY_TIMEOUT_SECONDS
-from sqsx.dispatch import Dispatcher, Outcome
+from sqsx.dispatch import AbandonFn, Dispatcher, Outcome
 from sqsx.exceptions import ConfigurationError
 from sqsx.hooks import Hook
 from sqsx.message import Message
@@ -145,8 +145,12 @@ class LambdaHandler:
             self._hooks = (structured.record_hook(),)
             self._with_context = structured.invocation(self._respond)
         self._chain = self._dispatcher.hooks.plus(*self._hooks)
+        dispatcher = self._dispatcher
         self._runner = BatchRunner(
-            self._process, max_threads=threads, deadline_margin_ms=deadline_margin_ms
+            self._process,
+            max_threads=threads,
+            deadline_margin_ms=deadline_margin_ms,
+            caps=lambda: dispatcher.task_caps,
         )
         self.max_threads = threads
         self.deadline_margin_ms = deadline_margin_ms
@@ -202,9 +206,20 @@ class LambdaHandler:
         """Stop the thread pool (for tests and local tools; Lambda never needs it)."""
         self._runner.close()
 
-    def _process(self, message: Message, lambda_context: Any) -> Outcome:
+    def _process(
+        self,
+        message: Message,
+        lambda_context: Any,
+        on_abandon: AbandonFn,
+        limit_cap: float | None,
+    ) -> Outcome:
         return self._dispatcher.process(
-            message, lambda_context, runtime="lambda", hooks=self._chain
+            message,
+            lambda_context,
+            runtime="lambda",
+            hooks=self._chain,
+            on_abandon=on_abandon,
+            limit_cap=limit_cap,
         )
 
     def _job(self, index: int, record: Mapping[str, Any]) -> Job:

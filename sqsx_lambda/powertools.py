@@ -24,6 +24,7 @@ backoff, as in the polling worker. Importing this module imports Powertools' bat
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -33,7 +34,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.batch.types import BatchTypeModels
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from sqsx.exceptions import SqsxError
+from sqsx.exceptions import ConfigurationError, SqsxError
 from sqsx.queue import RawQueue
 from sqsx_lambda.handler import DEFAULT_DEADLINE_MARGIN_MS, LambdaHandler
 from sqsx_lambda.records import queue_url_from_arn, records_of
@@ -73,7 +74,7 @@ class SqsxBatchProcessor(BatchProcessor):
             handler instead of an ``SQSRecord``.
         raise_on_entire_batch_failure: raise ``BatchProcessingError`` when every record
             failed (default False: report them all, so the backoffs set stand).
-        logger: passed to ``BatchProcessor``.
+        logger: passed to ``BatchProcessor`` (Powertools 3.30 and later).
     """
 
     def __init__(
@@ -89,12 +90,22 @@ class SqsxBatchProcessor(BatchProcessor):
         raise_on_entire_batch_failure: bool = False,
         logger: logging.Logger | None = None,
     ) -> None:
-        super().__init__(
-            EventType.SQS,
-            model=model,
-            raise_on_entire_batch_failure=raise_on_entire_batch_failure,
-            logger=logger,
-        )
+        # ``logger`` reached BatchProcessor in Powertools 3.30; older 3.x releases get it
+        # only when it is given, so that they keep working without it.
+        options: dict[str, Any] = {} if logger is None else {"logger": logger}
+        try:
+            super().__init__(
+                EventType.SQS,
+                model=model,
+                raise_on_entire_batch_failure=raise_on_entire_batch_failure,
+                **options,
+            )
+        except TypeError as err:
+            raise ConfigurationError(
+                f"this Powertools release does not accept logger= ({err}); "
+                "it needs aws-lambda-powertools>=3.30"
+            ) from err
+        self._model = model
         self._client = sqs_client
         self._queue_url = queue_url
         self._max_threads = max_threads
@@ -103,6 +114,8 @@ class SqsxBatchProcessor(BatchProcessor):
         self._lambda: LambdaHandler | None = None
         self._setup_lock = threading.Lock()
         self._context: Any = None
+        self._record_handler: Callable[..., Any] = _no_handler
+        self._pass_context = False
         self._batch: dict[str, dict[str, Any]] = {}
         self._returned: dict[str, Any] = {}
 
@@ -113,8 +126,12 @@ class SqsxBatchProcessor(BatchProcessor):
         lambda_context: Any = None,
     ) -> SqsxBatchProcessor:
         """Set the batch, the record handler and the Lambda context (Powertools' protocol)."""
-        self._context = lambda_context  # Powertools keeps a stale context when given None
         super().__call__(records, handler, lambda_context)
+        # Kept here rather than read back from Powertools' private attributes, so that any
+        # 3.x release works; Powertools keeps a stale context when given None, this does not.
+        self._context = lambda_context
+        self._record_handler = handler
+        self._pass_context = lambda_context is not None and _takes_lambda_context(handler)
         return self
 
     def process(self) -> list[tuple[Any, ...]]:
@@ -165,9 +182,23 @@ class SqsxBatchProcessor(BatchProcessor):
 
     def _run_record_handler(self, queue_url: str, sqs_message: Mapping[str, Any]) -> None:
         message_id = str(sqs_message["MessageId"])
-        data = self._to_batch_type(self._batch[message_id], self.event_type, self.model)
-        if self._handler_accepts_lambda_context:
-            returned = self.handler(record=data, lambda_context=self.lambda_context)
+        record = self._batch[message_id]
+        data = SQSRecord(record) if self._model is None else self._model.model_validate(record)
+        if self._pass_context:
+            returned = self._record_handler(record=data, lambda_context=self._context)
         else:
-            returned = self.handler(record=data)
+            returned = self._record_handler(record=data)
+        if inspect.isawaitable(returned):  # an async record handler: run on sqsx's loop
+            returned = self._lambda_handler({}).queue.dispatcher.event_loop.run(returned)
         self._returned[message_id] = returned
+
+
+def _no_handler(**_: Any) -> None:
+    raise SqsxError("SqsxBatchProcessor was not called with a record handler")
+
+
+def _takes_lambda_context(handler: Callable[..., Any]) -> bool:
+    try:
+        return "lambda_context" in inspect.signature(handler).parameters
+    except (TypeError, ValueError):
+        return False

@@ -1,7 +1,12 @@
 """Runs the records of one invocation on a reused thread pool, under Lambda's deadline.
 
-Up to ``max_threads`` workers pull records in event order. On a FIFO queue the group rule
-of ``sqsx.ordering`` (the same as the polling worker's) applies: groups run side by side,
+Up to ``max_threads`` workers pull records in event order. Once recent invocations show
+the records to be fast (their mean handler time times the record count within
+``INLINE_BUDGET_SECONDS``), the invoking thread runs them inline, fanning out only what is
+left when the budget is spent: a fast batch pays for no thread hand-off.
+
+On a FIFO queue the group rule of ``sqsx.ordering`` (the same as the polling worker's)
+applies: groups run side by side,
 the records of a group one after another, and once a record of a group fails the rest of
 that group is skipped (reported without running) and hidden until after the failed one,
 so SQS redelivers the group in order.
@@ -16,22 +21,34 @@ threads stay busy, so the next invocation gets a fresh pool.
 from __future__ import annotations
 
 import enum
+import functools
+import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from sqsx.dispatch import Outcome
+from sqsx.caps import ConcurrencyCaps
+from sqsx.dispatch import AbandonFn, Outcome
 from sqsx.message import Message
 from sqsx.ordering import GroupGate
 
 __all__ = ["BatchRunner", "Fate", "Job", "RecordResult"]
 
-#: Runs one message through the core (``Dispatcher.process``, with the runtime's hooks).
-ProcessFn = Callable[[Message, Any], Outcome]
+logger = logging.getLogger(__name__)
+
+#: Records expected to take less than this (seconds, in all) run inline, in the invoking
+#: thread, before any fan-out; the expectation is the mean handler time of recent
+#: invocations times the record count.
+INLINE_BUDGET_SECONDS = 0.002
+_WEIGHT = 0.3  # of the newest batch in the running mean
+
+#: Runs one message through the core (``Dispatcher.process``, with the runtime's hooks):
+#: ``fn(message, lambda_context, on_abandon, limit_cap) -> Outcome``.
+ProcessFn = Callable[[Message, Any, AbandonFn, "float | None"], Outcome]
 
 
 class Fate(enum.Enum):
@@ -107,6 +124,7 @@ class _Batch:
         ordered: bool,
         clock: _Clock,
         blocked: dict[str | None, float],
+        caps: ConcurrencyCaps | None = None,
     ) -> None:
         self.lock = threading.Lock()
         self.waiting: deque[Job] = deque()
@@ -114,7 +132,11 @@ class _Batch:
         self.results: dict[int, RecordResult] = {}
         self.running: dict[int, Job] = {}
         self.clock = clock
+        self.caps = caps if caps is not None and caps.active else None
         self.given_up = False
+        self.abandoned = False  # a handler was abandoned past its time limit
+        self.done = threading.Event()  # every job has a result
+        self._total = len(jobs)
         for hold in self.gate.admit(jobs, self.waiting, time.monotonic()):
             group = hold.item.message.group_id
             reason = f"not run: a failed message of group {group} is not back yet"
@@ -129,16 +151,24 @@ class _Batch:
                 self._skip(list(self.waiting), self.clock.not_started, 0)
                 self.waiting.clear()
                 return None
-            job = self.gate.pick(self.waiting)
+            caps = self.caps
+            job = self.gate.pick(self.waiting, None if caps is None else self._allowed)
             if job is not None:
                 self.running[job.index] = job
+                if caps is not None:
+                    caps.started(job.message)
             return job
+
+    def _allowed(self, job: Job) -> bool:
+        return self.caps is None or self.caps.allowed(job.message)
 
     def finish(self, job: Job, result: RecordResult) -> None:
         with self.lock:
-            if self.given_up:
+            if self.given_up or job.index not in self.running:
                 return
             del self.running[job.index]
+            if self.caps is not None:
+                self.caps.finished(job.message)
             self.results[job.index] = result
             retry_after = result.visibility_timeout if result.reported else None
             held = self.gate.finish(job, retry_after, self.waiting, time.monotonic())
@@ -148,6 +178,12 @@ class _Batch:
                     self.results[hold.item.index] = RecordResult(
                         hold.item.message, Fate.SKIPPED, None, reason, hold.seconds
                     )
+            self._check_done()
+
+    def _check_done(self) -> None:
+        # Called with the lock held.
+        if len(self.results) >= self._total:
+            self.done.set()
 
     def give_up(self, running_reason: str) -> None:
         with self.lock:
@@ -158,10 +194,12 @@ class _Batch:
                 )
             self._skip(list(self.waiting), self.clock.not_started, 0)
             self.waiting.clear()
+            self.done.set()
 
     def _skip(self, jobs: Sequence[Job], reason: str, seconds: int) -> None:
         for job in jobs:
             self.results[job.index] = RecordResult(job.message, Fate.SKIPPED, None, reason, seconds)
+        self._check_done()
 
 
 class _Clock:
@@ -181,6 +219,12 @@ class _Clock:
             return None
         return max(self._remaining() - self.margin_ms / 2, 0) / 1000
 
+    def limit_cap(self) -> float | None:
+        """Seconds a time-limited handler may run at most: until the margin begins."""
+        if self._remaining is None:
+            return None
+        return max(self._remaining() - self.margin_ms, 0) / 1000
+
 
 class BatchRunner:
     """Runs jobs through the core on a thread pool created once and reused.
@@ -191,8 +235,16 @@ class BatchRunner:
         deadline_margin_ms: no record starts with less than this many milliseconds left.
     """
 
-    def __init__(self, process: ProcessFn, *, max_threads: int, deadline_margin_ms: int) -> None:
+    def __init__(
+        self,
+        process: ProcessFn,
+        *,
+        max_threads: int,
+        deadline_margin_ms: int,
+        caps: Callable[[], Mapping[str, int]] | None = None,
+    ) -> None:
         self._process = process
+        self._caps = caps
         self._max_threads = max_threads
         self._margin_ms = deadline_margin_ms
         self._pool: ThreadPoolExecutor | None = None
@@ -200,6 +252,7 @@ class BatchRunner:
         # FIFO groups whose failed message is not back yet, kept across invocations
         self._blocked: dict[str | None, float] = {}
         self._blocked_lock = threading.Lock()  # one invocation at a time uses them
+        self._mean: float | None = None  # seconds per record, over recent invocations
 
     def run(
         self, jobs: Sequence[Job], lambda_context: Any, *, ordered_groups: bool
@@ -212,28 +265,36 @@ class BatchRunner:
             ordered_groups: FIFO semantics (the group rule of ``sqsx.ordering``).
         """
         clock = _Clock(lambda_context, self._margin_ms)
+        caps = None if self._caps is None else ConcurrencyCaps(self._caps)
         if not ordered_groups:
-            return self._run(_Batch(jobs, False, clock, {}), jobs, lambda_context)
+            return self._run(_Batch(jobs, False, clock, {}, caps), jobs, lambda_context)
         with self._blocked_lock:  # FIFO invocations share the blocked groups: one at a time
-            return self._run(_Batch(jobs, True, clock, self._blocked), jobs, lambda_context)
+            batch = _Batch(jobs, True, clock, self._blocked, caps)
+            return self._run(batch, jobs, lambda_context)
 
     def _run(self, batch: _Batch, jobs: Sequence[Job], lambda_context: Any) -> list[RecordResult]:
         if self._max_threads == 1:
             self._work(batch, lambda_context)
+            if batch.abandoned:  # its replacement ran the rest
+                self._wait(batch)
         else:
-            # A few workers pull jobs from the batch: one future per worker, not per
-            # record, keeps the pool's cost off every record.
-            pool = self._executor()
-            workers = [
-                pool.submit(self._work, batch, lambda_context)
-                for _ in range(min(self._max_threads, len(jobs)))
-            ]
-            _, late = wait(workers, timeout=batch.clock.seconds_to_give_up())
-            if late:
-                batch.give_up(f"still running with less than {self._margin_ms // 2} ms left")
+            expected = None if self._mean is None else self._mean * len(jobs)
+            if expected is not None and expected <= INLINE_BUDGET_SECONDS:
+                # Records known to be fast run inline: a thread hand-off would cost more than
+                # it saves. Past the budget (a slow record after all), the rest fan out.
+                self._work(batch, lambda_context, time.perf_counter() + INLINE_BUDGET_SECONDS)
+            if not batch.done.is_set():
+                # A few workers pull jobs from the batch: one future per worker, not per
+                # record, keeps the pool's cost off every record.
+                pool = self._executor()
+                for _ in range(min(self._max_threads, len(batch.waiting) or 1)):
+                    pool.submit(self._work, batch, lambda_context)
+                self._wait(batch)
+            if batch.given_up or batch.abandoned:
                 self.close()  # its threads may stay busy: later invocations get a fresh pool
         with batch.lock:
             results = dict(batch.results)
+        self._learn(results.values())
         return [
             results.get(job.index)
             or RecordResult(job.message, Fate.ABANDONED, None, "its thread ended abnormally")
@@ -254,10 +315,49 @@ class BatchRunner:
                 self._pool = ThreadPoolExecutor(self._max_threads, thread_name_prefix="sqsx-lambda")
             return self._pool
 
-    def _work(self, batch: _Batch, lambda_context: Any) -> None:
-        while (job := batch.pull()) is not None:
+    def _wait(self, batch: _Batch) -> None:
+        """Wait for every job to have a result, up to the deadline guard; then give up on
+        those still running (an abandoned worker thread may never finish)."""
+        if not batch.done.wait(batch.clock.seconds_to_give_up()) and not batch.done.is_set():
+            batch.give_up(f"still running with less than {self._margin_ms // 2} ms left")
+
+    def _learn(self, results: Iterable[RecordResult]) -> None:
+        """Fold this batch's mean handler time into the running mean (warm invocations)."""
+        times = [r.outcome.handler_seconds for r in results if r.outcome is not None]
+        if times:
+            mean = sum(times) / len(times)
+            self._mean = mean if self._mean is None else self._mean + _WEIGHT * (mean - self._mean)
+
+    def _work(self, batch: _Batch, lambda_context: Any, until: float | None = None) -> None:
+        """Run jobs until none is left (or, inline, until ``time.perf_counter()`` passes
+        ``until``, leaving the rest to the pool)."""
+        while (until is None or time.perf_counter() < until) and (job := batch.pull()) is not None:
             if job.preset is not None:
                 outcome = job.preset
             else:
-                outcome = self._process(job.message, lambda_context)
+                on_abandon = functools.partial(self._abandoned, batch, job, lambda_context)
+                try:
+                    outcome = self._process(
+                        job.message, lambda_context, on_abandon, batch.clock.limit_cap()
+                    )
+                except BaseException:  # a bug (the core never raises): keep the batch going
+                    logger.exception(
+                        "processing escaped the core message_id=%s", job.message.message_id
+                    )
+                    reason = "its thread ended abnormally"
+                    batch.finish(job, RecordResult(job.message, Fate.ABANDONED, None, reason))
+                    continue
+                if outcome.late:  # this thread was abandoned and replaced
+                    return
             batch.finish(job, RecordResult(job.message, Fate.DONE, outcome, outcome.reason))
+
+    def _abandoned(
+        self, batch: _Batch, job: Job, lambda_context: Any, message: Message, outcome: Outcome
+    ) -> None:
+        """A record's handler abandoned past its time limit: it is reported with its backoff,
+        and a new thread takes over the rest of the batch."""
+        batch.abandoned = True
+        batch.finish(job, RecordResult(message, Fate.DONE, outcome, outcome.reason))
+        threading.Thread(
+            target=self._work, args=(batch, lambda_context), name="sqsx-lambda-spare", daemon=True
+        ).start()

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -26,10 +27,11 @@ pytest_plugins = ["servers"]  # sqs_server, endpoint_url, s3_endpoint_url, local
 REGION = "us-east-1"
 
 
-def make_client(endpoint_url: str, **config: Any) -> Any:
-    """A boto3 SQS client for the local server."""
-    return boto3.client(
-        "sqs",
+def make_client(endpoint_url: str, service: str = "sqs", **config: Any) -> Any:
+    """A boto3 client for the local server (SQS, or another service it serves: S3)."""
+    factory: Any = boto3.client  # typed per literal service name
+    return factory(
+        service,
         endpoint_url=endpoint_url,
         region_name=REGION,
         aws_access_key_id="x",
@@ -60,6 +62,79 @@ def make_queue(sqs_client: Any) -> Callable[..., str]:
 @pytest.fixture
 def queue_url(make_queue: Callable[..., str]) -> str:
     return make_queue()
+
+
+def make_s3_client(endpoint_url: str, **config: Any) -> Any:
+    """A boto3 S3 client for the local server (moto serves S3 on the same port)."""
+    return make_client(endpoint_url, "s3", **config)
+
+
+@pytest.fixture
+def s3_client(endpoint_url: str) -> Any:
+    return make_s3_client(endpoint_url)
+
+
+@pytest.fixture
+def bucket(s3_client: Any) -> str:
+    """A new, empty S3 bucket on the local server."""
+    name = f"b-{uuid.uuid4().hex[:16]}"
+    s3_client.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def extended_session() -> Iterator[type]:
+    """``SQSExtendedClientSession``, without the global patch of boto3 that importing the
+    package makes (it replaces ``boto3.Session`` for the whole process): restored at once."""
+    saved = (boto3.Session, boto3.session.Session, boto3.DEFAULT_SESSION)
+    try:
+        from sqs_extended_client.client import SQSExtendedClientSession
+    finally:
+        boto3.Session, boto3.session.Session, boto3.DEFAULT_SESSION = saved
+    yield SQSExtendedClientSession
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One test's local SQS queue and S3 bucket, with plain boto3 clients for them and AWS's
+    Python Extended Client on demand (the ``stack`` fixture)."""
+
+    session_class: type
+    endpoint_url: str
+    sqs: Any
+    s3: Any
+    bucket: str
+    url: str
+
+    def extended(self, **flags: bool) -> Any:
+        """An Extended Client SQS client for the local server, offloading to the bucket;
+        ``flags`` set its properties (``use_legacy_attribute``, ``delete_payload_from_s3``)."""
+        session = self.session_class(
+            aws_access_key_id="x", aws_secret_access_key="x", region_name=REGION
+        )
+        client = session.client("sqs", endpoint_url=self.endpoint_url)
+        client.s3_client = self.s3  # the package's own S3 client would talk to AWS
+        client.large_payload_support = self.bucket
+        for name, value in flags.items():
+            setattr(client, name, value)
+        return client
+
+    def keys(self) -> list[str]:
+        """The keys in the bucket."""
+        listing = self.s3.list_objects_v2(Bucket=self.bucket)
+        return [item["Key"] for item in listing.get("Contents", [])]
+
+
+@pytest.fixture
+def stack(
+    extended_session: type,
+    endpoint_url: str,
+    sqs_client: Any,
+    s3_client: Any,
+    bucket: str,
+    queue_url: str,
+) -> Stack:
+    return Stack(extended_session, endpoint_url, sqs_client, s3_client, bucket, queue_url)
 
 
 class CallCounter:

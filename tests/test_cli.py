@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import pytest
-from conftest import ScriptRun, make_client, queue_counts, wait_until
+from conftest import ScriptRun, make_client, make_s3_client, queue_counts, wait_until
 
 from sqsx import Queue
 from sqsx.codec import decode_task
@@ -224,6 +224,27 @@ def test_local_serves_queues_until_sigint() -> None:
     port = int(endpoint.rsplit(":", 1)[1])
     with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
         probe.connect(("127.0.0.1", port))
+
+
+def test_local_serves_s3_buckets_on_the_same_port() -> None:
+    # Given `sqsx local` asked for a bucket
+    local = ScriptRun(
+        [sys.executable, "-m", "sqsx", "local", "--port", "0", "--bucket", "blobs"],
+        cwd=str(ROOT),
+        env=_env(),
+    )
+    try:
+        endpoint = local.wait_for("export SQSX_ENDPOINT_URL=").strip().split("=", 1)[1]
+        # Then it prints the S3 endpoint and the bucket, which takes and returns objects
+        assert f"S3 on {endpoint}" in local.output
+        assert f"bucket blobs: {endpoint}/blobs" in local.output
+        s3 = make_s3_client(endpoint)
+        s3.put_object(Bucket="blobs", Key="k", Body=b"payload")
+        assert s3.get_object(Bucket="blobs", Key="k")["Body"].read() == b"payload"
+    finally:
+        local.send_signal(signal.SIGINT)
+        code = local.finish()
+    assert code == 0, local.errors
 
 
 def test_local_without_moto_says_how_to_install_it() -> None:

@@ -239,4 +239,5 @@ def test_the_demo_runs_both_runtimes_and_exits_0() -> None:
     assert "left on the queue: 0, in the dead-letter queue: 1" in result.stdout
     assert "lambda  7 records" in result.stdout
     assert "3 deleted, 4 in batchItemFailures" in result.stdout
+    assert "S3      one 5 MiB task in each runtime: ok" in result.stdout
     assert "all checks passed" in result.stdout

@@ -115,3 +115,25 @@ def test_when_every_record_fails_all_are_reported_without_raising(
     processor = processors(sqs_client=sqs_client, queue_url=queue_url)
     response = process_partial_response(event, record_handler, processor, LocalContext())
     assert len(response["batchItemFailures"]) == 2
+
+
+def test_an_async_record_handler_runs_and_its_result_is_kept(
+    sqs_client: Any, make_queue: Callable[..., str], processors: Callable[..., SqsxBatchProcessor]
+) -> None:
+    import asyncio
+
+    url = make_queue(VisibilityTimeout=60)
+    for body in ("a", "b"):
+        sqs_client.send_message(QueueUrl=url, MessageBody=body)
+    event = lambda_event(sqs_client, url, 2)
+
+    async def record_handler(record: SQSRecord, lambda_context: Any) -> str:
+        await asyncio.sleep(0.01)
+        assert lambda_context is not None
+        return record.body * 2
+
+    processor = processors(sqs_client=sqs_client, queue_url=url, max_threads=2)
+    with processor(event["Records"], record_handler, LocalContext()):
+        entries = processor.process()
+    assert processor.response() == {"batchItemFailures": []}
+    assert sorted(entry[:2] for entry in entries) == [("success", "aa"), ("success", "bb")]

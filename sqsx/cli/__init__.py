@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sqsx {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _worker_parser(commands.add_parser("worker", help="consume a queue until stopped or drained"))
-    _local_parser(commands.add_parser("local", help="run an embedded SQS (moto) on 127.0.0.1"))
+    _local_parser(commands.add_parser("local", help="embedded SQS and S3 (moto) on 127.0.0.1"))
     _send_parser(commands.add_parser("send", help="enqueue tasks"))
     _stats_parser(commands.add_parser("stats", help="a queue's depth and its DLQ's"))
     add_dlq_parser(commands)
@@ -114,6 +114,7 @@ def _local_parser(local: argparse.ArgumentParser) -> None:
     add("--port", type=_bounded(int, 0, 65535), default=9324, help="default 9324; 0 picks one")
     add("--queue", action="append", default=[], metavar="NAME", help="create this queue")
     add("--with-dlq", action="store_true", help="give each --queue a NAME-dlq dead-letter queue")
+    add("--bucket", action="append", default=[], metavar="NAME", help="create this S3 bucket")
     add(
         "--max-receives",
         type=_bounded(int, 1, 1000),

@@ -114,8 +114,14 @@ def with_overrides(
     return queue.copy(url=queue_url or None, sqs_client=client)
 
 
-def make_client(endpoint_url: str | None, *, region: str | None = None, pool: int = 10) -> Any:
-    """A boto3 SQS client.
+def make_client(
+    endpoint_url: str | None,
+    *,
+    region: str | None = None,
+    pool: int = 10,
+    service: str = "sqs",
+) -> Any:
+    """A boto3 SQS client (or, with ``service="s3"``, an S3 client).
 
     For an endpoint on localhost (``sqsx local``, ElasticMQ) it signs for ``us-east-1``
     when no region is known, and uses dummy credentials unless ``AWS_ACCESS_KEY_ID`` is
@@ -126,6 +132,7 @@ def make_client(endpoint_url: str | None, *, region: str | None = None, pool: in
         region: the signing region; ``None`` uses ``AWS_REGION``, ``AWS_DEFAULT_REGION``
             or the AWS config file.
         pool: connections kept open (``max_pool_connections``, default 10).
+        service: the boto3 service name (default ``"sqs"``).
     """
     import boto3
     from botocore.config import Config
@@ -137,8 +144,9 @@ def make_client(endpoint_url: str | None, *, region: str | None = None, pool: in
         region = region or "us-east-1"
         if not os.environ.get("AWS_ACCESS_KEY_ID"):
             key = secret = "local"
-    return boto3.client(
-        "sqs",
+    factory: Any = boto3.client  # typed per literal service name; this one is a variable
+    return factory(
+        service,
         endpoint_url=endpoint_url,
         region_name=region,
         aws_access_key_id=key,

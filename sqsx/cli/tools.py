@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from errno import EADDRINUSE
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from sqsx.cli.deadletter import find_dead_letter_queue
 from sqsx.cli.target import (
     CommandFailed,
@@ -23,7 +25,7 @@ from sqsx.cli.target import (
 from sqsx.cli.worker import STOP_SIGNALS, say
 from sqsx.queue import Queue
 from sqsx.sending import TaskMessage
-from sqsx.sqs import read_depth
+from sqsx.sqs import error_code, read_depth
 
 __all__ = ["create_queues", "run_local", "run_send", "run_stats"]
 
@@ -56,6 +58,15 @@ def run_local(args: argparse.Namespace) -> int:
         print(f"sqsx local: SQS on {server.endpoint_url} (account {DEFAULT_ACCOUNT_ID})")
         for name, url, note in create_queues(client, args.queue, args.with_dlq, args.max_receives):
             print(f"  {name}: {url}{note}")
+        # moto's server answers every service: S3 is on the same port (path-style URLs).
+        print(f"sqsx local: S3 on {server.endpoint_url} (path-style)")
+        s3 = make_client(server.endpoint_url, service="s3")
+        for bucket in args.bucket:
+            try:
+                s3.create_bucket(Bucket=bucket)
+            except ClientError as err:
+                raise CommandFailed(f"cannot create bucket {bucket!r}: {error_code(err)}") from err
+            print(f"  bucket {bucket}: {server.endpoint_url}/{bucket}")
         print(f"export SQSX_ENDPOINT_URL={server.endpoint_url}")
         print("Press Ctrl-C to stop.", flush=True)
         # A signal handler must not take a lock (Event.set does): it appends, we poll.
