@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conftest import make_s3_client
 from servers import _servers_for
 from test_security import _listening_addresses
 
@@ -83,19 +84,10 @@ def test_only_on_without_a_reason_is_refused() -> None:
         _servers_for(_Definition(only_on=pytest.mark.only_on("moto")), ["moto"])
 
 
-def test_s3_answers_on_the_same_server(s3_endpoint_url: str) -> None:
-    # Given an S3 client for the test's server (the large-payload work stores bodies there)
-    import boto3
-    from botocore.config import Config
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(s3={"addressing_style": "path"}),
-    )
+def test_s3_answers_on_the_same_server(s3_endpoint_url: str, endpoint_url: str) -> None:
+    # Given an S3 client for the test's server (large payloads are stored there)
+    assert s3_endpoint_url == endpoint_url  # what conftest's s3_client relies on
+    s3 = make_s3_client(s3_endpoint_url)
     # When an object is stored and read back
     s3.create_bucket(Bucket="sqsx-test-payloads")
     s3.put_object(Bucket="sqsx-test-payloads", Key="k", Body=b"payload")
