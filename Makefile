@@ -4,8 +4,19 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SOURCES := $(wildcard sqsx sqsx_lambda tests examples bench)
+# LocalStack, the second SQS server of the tests: its own venv on Python 3.13 (pyenv's),
+# pinned by tests/localstack/constraints.txt. The venv lives outside the clone, named after
+# the constraints' hash, so every clone on this machine (and CI's) reuses it until the pins
+# change; .venv-localstack links to it, where the tests look.
+LOCALSTACK_CONSTRAINTS := tests/localstack/constraints.txt
+LOCALSTACK_HASH := $(shell sha256sum $(LOCALSTACK_CONSTRAINTS) | cut -c1-12)
+LOCALSTACK_VENV ?= $(HOME)/.cache/sqsx/venv-localstack-$(LOCALSTACK_HASH)
+LOCALSTACK_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) \
+	$(shell command -v python3.13 2>/dev/null))
+LOCALSTACK_STAMP := $(LOCALSTACK_VENV)/.installed-stamp
 
-.PHONY: help venv lint lint-deploy format test test-fast test-powertools-oldest dist demo bench clean build-SqsxLayer
+.PHONY: help venv localstack lint lint-deploy format test test-fast test-powertools-oldest dist \
+	demo bench clean build-SqsxLayer
 
 help:
 	@echo "make test   - set up .venv, lint (ruff, mypy --strict, cfn-lint, deploy/) and run every test"
@@ -14,6 +25,7 @@ help:
 	@echo "make lint   - ruff, mypy, cfn-lint, hadolint and kubernetes-validate only"
 	@echo "make test-fast - the tests without the fault suite"
 	@echo "make dist   - build the sdist and the wheel into dist/ and check them"
+	@echo "make localstack - install LocalStack (the tests' second SQS server) for .venv-localstack"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +34,19 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+$(LOCALSTACK_STAMP): $(LOCALSTACK_CONSTRAINTS)
+	@test -n "$(LOCALSTACK_PYTHON)" || { echo "LocalStack needs python3.13 (pyenv install 3.13)"; exit 1; }
+	rm -rf $(LOCALSTACK_VENV)
+	$(LOCALSTACK_PYTHON) -m venv $(LOCALSTACK_VENV)
+	$(LOCALSTACK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCALSTACK_VENV)/bin/python -m pip install --quiet -c $(LOCALSTACK_CONSTRAINTS) \
+		'localstack-core[runtime]' service_identity
+	touch $(LOCALSTACK_STAMP)
+
+localstack: $(LOCALSTACK_STAMP)
+	@if [ -e .venv-localstack ] && [ ! -L .venv-localstack ]; then rm -rf .venv-localstack; fi
+	ln -sfn $(LOCALSTACK_VENV) .venv-localstack
 
 lint: venv
 	$(BIN)/ruff check $(SOURCES)
@@ -41,7 +66,7 @@ format: venv
 	$(BIN)/ruff check --fix $(SOURCES)
 	$(BIN)/ruff format $(SOURCES)
 
-test: lint dist
+test: lint dist localstack
 	$(BIN)/pytest
 	$(MAKE) test-powertools-oldest
 
@@ -56,10 +81,11 @@ $(POWERTOOLS_DIR)/.stamp:
 
 test-powertools-oldest: venv $(POWERTOOLS_DIR)/.stamp
 	PYTHONPATH=$(POWERTOOLS_DIR) $(BIN)/python -c 'import aws_lambda_powertools.shared.version as v; assert v.VERSION == "$(POWERTOOLS_OLDEST)", v.VERSION'
-	PYTHONPATH=$(POWERTOOLS_DIR) $(BIN)/pytest -p no:cacheprovider tests/test_lambda_powertools.py \
+	PYTHONPATH=$(POWERTOOLS_DIR) $(BIN)/pytest -p no:cacheprovider --sqs-servers=moto \
+		tests/test_lambda_powertools.py \
 		tests/test_lambda_handler.py -k "powertools or structured"
 
-test-fast: venv
+test-fast: venv localstack
 	$(BIN)/pytest -m "not fault"
 
 # The sdist and the wheel, built as PyPI would get them: no warning from the build backend
@@ -85,7 +111,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-sqsx070 .powertools-* .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) .venv-localstack .venv-sqsx070 .powertools-* .mypy_cache .pytest_cache \
+		.ruff_cache build dist *.egg-info
 
 # Called by `sam build` (template.yaml, SqsxLayer, BuildMethod: makefile): sqsx[lambda] and its
 # dependencies as a layer, with wheels for the functions' runtime (python3.13, x86_64).

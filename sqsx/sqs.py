@@ -311,6 +311,21 @@ def change_visibility_now(
     return failed
 
 
+# Entry codes that name a bad request (the SQS API reference lists them as errors of the
+# request: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_DeleteMessage.html,
+# .../API_ChangeMessageVisibility.html, .../CommonErrors.html): sending the entry again cannot
+# help, whatever SenderFault says (LocalStack says false for ReceiptHandleIsInvalid).
+_REQUEST_CODES = frozenset(
+    {
+        "ReceiptHandleIsInvalid",
+        "InvalidIdFormat",
+        "MessageNotInflight",
+        "InvalidParameterValue",
+        "InvalidParameterValueException",
+    }
+)
+
+
 def _chunks(entries: Sequence[BatchEntry]) -> list[Sequence[BatchEntry]]:
     return [entries[i : i + MAX_BATCH_ENTRIES] for i in range(0, len(entries), MAX_BATCH_ENTRIES)]
 
@@ -327,7 +342,7 @@ def _failures(chunk: Sequence[BatchEntry], response: Any) -> list[EntryFailure]:
                 entry=entry,
                 code=str(item.get("Code", "")),
                 detail=str(item.get("Message", "")),
-                sender_fault=bool(item.get("SenderFault", False)),
+                sender_fault=bool(item.get("SenderFault")) or item.get("Code") in _REQUEST_CODES,
             )
         )
     return failed

@@ -1,8 +1,14 @@
-"""Fixtures: a real SQS-compatible server (moto) on 127.0.0.1, and boto3 clients for it."""
+"""Fixtures: real SQS-compatible servers on 127.0.0.1 and boto3 clients for them.
+
+The servers (moto and LocalStack) and the ``[moto]``/``[localstack]`` parametrisation come
+from the ``servers`` plugin (``tests/servers.py``); ``deviates_on`` and ``only_on`` are
+described there.
+"""
 
 from __future__ import annotations
 
 import collections
+import os
 import threading
 import time
 import uuid
@@ -14,27 +20,15 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from sqsx.local import LocalSqs
 from sqsx.sqs import read_depth
+
+pytest_plugins = ["servers"]  # sqs_server, endpoint_url, s3_endpoint_url, local_sqs, ...
 
 REGION = "us-east-1"
 
 
-@pytest.fixture(scope="session")
-def local_sqs() -> Iterator[LocalSqs]:
-    """moto's SQS server for the whole session, on a free port of 127.0.0.1."""
-    server = LocalSqs(port=0).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def endpoint_url(local_sqs: LocalSqs) -> str:
-    return local_sqs.endpoint_url
-
-
 def make_client(endpoint_url: str, service: str = "sqs", **config: Any) -> Any:
-    """A boto3 client for the local server (SQS, or another service moto serves)."""
+    """A boto3 client for the local server (SQS, or another service it serves: S3)."""
     factory: Any = boto3.client  # typed per literal service name
     return factory(
         service,
@@ -220,7 +214,6 @@ class ScriptRun:
         cwd: str | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
-        import os
         import queue as queue_module
         import subprocess
 

@@ -16,11 +16,11 @@ EVENTS = ROOT / "events"
 
 
 @pytest.fixture(scope="module")
-def example_queues(local_sqs: Any) -> dict[str, str]:
-    """The example app's queues on the local server, named as in the sample events."""
+def example_queues(endpoint_url: str) -> dict[str, str]:
+    """The example app's queues on the test's server, named as in the sample events."""
     from conftest import make_client
 
-    client = make_client(local_sqs.endpoint_url)
+    client = make_client(endpoint_url)
     urls = {
         variable: client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         for variable, name, attributes in (

@@ -8,11 +8,13 @@ import io
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from conftest import CallCounter, lambda_event, queue_counts, wait_until
+from servers import LOCALSTACK_FIFO_GROUP_LOCK
 
 from sqsx import NoRetry, Queue, RawQueue, Retry
 from sqsx_lambda import EventError, LambdaHandler
@@ -308,6 +310,7 @@ def test_a_record_still_running_at_the_deadline_is_reported_and_left_invisible(
         release.set()
 
 
+@LOCALSTACK_FIFO_GROUP_LOCK
 def test_a_failed_record_of_a_fifo_group_holds_back_the_rest_of_its_group(
     sqs_client: Any, make_queue: Callable[..., str], handlers: Callable[..., LambdaHandler]
 ) -> None:
@@ -457,8 +460,10 @@ def test_structured_logs_carry_the_request_id_and_the_message_id(
     # Given a Powertools Logger writing JSON to a buffer
     from aws_lambda_powertools import Logger
 
+    # (a service name of its own: Powertools keeps the first stream given for a name, and this
+    # test runs once per server in one process)
     stream = io.StringIO()
-    logger = Logger(service="sqsx-test", stream=stream, level="INFO")
+    logger = Logger(service=f"sqsx-test-{uuid.uuid4().hex[:8]}", stream=stream, level="INFO")
 
     def fail(url: str, message: Any) -> None:
         raise Retry(min_backoff_seconds=1)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from conftest import CallCounter, fail_first_call, queue_counts, wait_until
+from servers import deviates_on
 
 from sqsx import Queue, RawQueue
 from sqsx.sending import OutgoingMessage, RawMessage, TaskMessage, send_batch
@@ -120,6 +121,11 @@ def test_fifo_batch_carries_group_and_deduplication_ids(sqs_client: Any, make_qu
     assert messages[0]["Attributes"]["MessageGroupId"] == "g1"
 
 
+# SendMessageBatchRequestEntry: "DelaySeconds ... Valid values: 0 to 900"
+# (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatchRequestEntry.html);
+# an out-of-range value is InvalidParameterValue, 400
+# (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/CommonErrors.html).
+@deviates_on("localstack", reason="accepts DelaySeconds=901 in a SendMessageBatch entry")
 def test_entries_sqs_refuses_are_reported_per_entry(
     sqs_client: Any, queue_url: str, call_counter: CallCounter
 ) -> None:
@@ -136,11 +142,30 @@ def test_entries_sqs_refuses_are_reported_per_entry(
 def test_a_refused_call_is_reported_for_every_entry_without_retrying(
     sqs_client: Any, queue_url: str, call_counter: CallCounter
 ) -> None:
-    # moto refuses the whole call for an unknown attribute type: a 400, not worth retrying
-    bad = {"N": {"DataType": "Foo", "StringValue": "1"}}
-    results = send_batch(sqs_client, queue_url, [OutgoingMessage("a"), OutgoingMessage("b", bad)])
+    # Given a SendMessageBatch call that SQS refuses as a whole with a 400
+    fail_first_call(sqs_client, "SendMessageBatch", "InvalidParameterValue", 400)
+    results = send_batch(sqs_client, queue_url, [OutgoingMessage("a"), OutgoingMessage("b")])
+    # Then every entry is reported with the code, and the call is not retried
     assert [r.error for r in results] == ["InvalidParameterValue", "InvalidParameterValue"]
     assert call_counter.counts["SendMessageBatch"] == 1
+    assert queue_counts(sqs_client, queue_url)[0] == 0
+
+
+def test_an_unknown_attribute_type_is_refused_and_never_retried(
+    sqs_client: Any, queue_url: str, call_counter: CallCounter
+) -> None:
+    # Given an entry whose attribute type is neither String, Number nor Binary (AWS: a
+    # DataType must start with one of them, MessageAttributeValue in the API reference,
+    # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_MessageAttributeValue.html)
+    bad = {"N": {"DataType": "Foo", "StringValue": "1"}}
+    results = send_batch(sqs_client, queue_url, [OutgoingMessage("a"), OutgoingMessage("b", bad)])
+    # Then it is refused as an invalid parameter, in one call. moto refuses the whole call
+    # (InvalidParameterValue), LocalStack the entry alone (InvalidParameterValueException):
+    # either way nothing is retried and every entry either was sent or is reported.
+    assert not results[1].ok and str(results[1].error).startswith("InvalidParameterValue")
+    assert results[0].ok or results[0].error == results[1].error
+    assert call_counter.counts["SendMessageBatch"] == 1
+    assert queue_counts(sqs_client, queue_url)[0] == sum(r.ok for r in results)
 
 
 def test_a_throttled_batch_is_retried_and_nothing_is_lost(sqs_client: Any, queue_url: str) -> None:

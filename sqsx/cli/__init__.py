@@ -1,4 +1,4 @@
-"""The ``sqsx`` command: ``worker``, ``local``, ``send`` and ``stats``.
+"""The ``sqsx`` command: ``worker``, ``local``, ``send``, ``stats`` and ``dlq``.
 
 Exit codes:
 
@@ -24,6 +24,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sqsx import __version__
+from sqsx.cli.dlq import add_dlq_parser
 from sqsx.cli.target import CommandFailed, UsageError
 from sqsx.cli.tools import run_local, run_send, run_stats
 from sqsx.cli.worker import run_worker, say
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     _local_parser(commands.add_parser("local", help="embedded SQS and S3 (moto) on 127.0.0.1"))
     _send_parser(commands.add_parser("send", help="enqueue tasks"))
     _stats_parser(commands.add_parser("stats", help="a queue's depth and its DLQ's"))
+    add_dlq_parser(commands)
     return parser
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from sqsx.cli.deadletter import find_dead_letter_queue
 from sqsx.cli.target import (
     CommandFailed,
     UsageError,
@@ -234,18 +235,13 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def _dead_letter_queue(client: Any, url: str) -> dict[str, Any] | None:
-    response = client.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
-    policy = response.get("Attributes", {}).get("RedrivePolicy")
-    if not policy:
+    dlq = find_dead_letter_queue(client, url)
+    if dlq is None:
         return None
-    redrive = json.loads(policy)
-    # arn:aws:sqs:REGION:ACCOUNT:NAME
-    *_, account, name = str(redrive["deadLetterTargetArn"]).split(":")
-    dlq_url = client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
     return {
-        "queue_url": dlq_url,
-        "max_receive_count": int(redrive.get("maxReceiveCount", 0)),
-        **_depth_of(client, dlq_url),
+        "queue_url": dlq.url,
+        "max_receive_count": dlq.max_receive_count,
+        **_depth_of(client, dlq.url),
     }
 
 
