@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from bench import report
-from bench.peers import compare
+from bench.peers import compare, servers
 from bench.peers.contenders import CONTENDERS, ROOT
 
 
@@ -31,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="comma-separated runner keys: " + ", ".join(c.key for c in CONTENDERS),
     )
+    parser.add_argument(
+        "--server",
+        choices=["localstack", "moto"],
+        default=servers.default_kind(),
+        help="the SQS server (default: LocalStack when .venv-localstack exists, else moto)",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -41,11 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         handler_ms=[float(ms) for ms in args.handler_ms.split(",")],
         rounds=args.rounds,
         only=[key for key in args.only.split(",") if key],
+        server=args.server,
     )
     table = compare.markdown(summaries)
     where = (
         f"{args.count:,} tasks per run, {args.threads} threads, {args.rounds} interleaved "
-        f"round(s), moto server in its own process. {report.machine(load_before)}"
+        f"round(s), {args.server} in its own process. {report.machine(load_before)}"
     )
     print(f"\n{table}\n\n{where}")
     if not args.no_write:

@@ -1,11 +1,11 @@
 """The head-to-head: every contender on one real local SQS server, interleaved.
 
-One moto server runs in its own process (``bench.peers.server``) and counts the calls it
-serves by operation. For each round, each handler time and each contender (in an order
-rotated every round, so no contender always runs first or last), a fresh queue is
-created, filled with ``count`` tasks in the contender's wire format, and consumed by the
-contender's runner in its own process and venv with ``threads`` threads until every task
-has run. Measured per run:
+One SQS server (LocalStack, or moto) runs in its own process and the calls it serves are
+counted by operation (``bench.peers.servers``). For each round, each handler time and
+each contender (in an order rotated every round, so no contender always runs first or
+last), a fresh queue is created, filled with ``count`` tasks in the contender's wire
+format, and consumed by the contender's runner in its own process and venv with
+``threads`` threads until every task has run. Measured per run:
 
 - msgs/s: ``count - 1`` tasks over the wall time between the first and the last distinct
   task handled (start-up and shutdown left out: they differ by design);
@@ -28,15 +28,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.peers.contenders import CONTENDERS, ROOT, Contender, ensure_venv
+from bench.peers.contenders import CONTENDERS, Contender, ensure_venv
+from bench.peers.servers import Server, running
 
 _ABBREVIATIONS = {
     "ReceiveMessage": "R",
@@ -93,38 +92,6 @@ class Summary:
             op: statistics.median(run.calls_per_1000.get(op, 0.0) for run in self.runs)
             for op in operations
         }
-
-
-class Server:
-    """The counting moto server, in its own process."""
-
-    def __init__(self, process: subprocess.Popen[bytes], port: int) -> None:
-        self.process = process
-        self.endpoint = f"http://127.0.0.1:{port}"
-
-    def calls(self) -> dict[str, int]:
-        with urllib.request.urlopen(f"{self.endpoint}/_bench/calls", timeout=10) as answer:
-            return {str(k): int(v) for k, v in json.load(answer).items()}
-
-
-@contextmanager
-def server() -> Iterator[Server]:
-    with tempfile.TemporaryDirectory() as tmp:
-        port_file = Path(tmp) / "port"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bench.peers.server", "--port-file", str(port_file)],
-            cwd=ROOT,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while not (port_file.exists() and port_file.read_text()):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the counting SQS server did not start")
-                time.sleep(0.1)
-            yield Server(process, int(port_file.read_text()))
-        finally:
-            process.terminate()
-            process.wait(30)
 
 
 def _client(endpoint: str) -> Any:
@@ -216,6 +183,7 @@ def run_all(
     handler_ms: Sequence[float] = (0.0, 10.0),
     rounds: int = 1,
     only: Sequence[str] = (),
+    server: str = "moto",
 ) -> list[Summary]:
     """Every contender (or those whose runner key is in ``only``), interleaved."""
     contenders = [c for c in CONTENDERS if not only or c.key in only]
@@ -223,7 +191,7 @@ def run_all(
         _progress(f"venv for {contender.name}")
         ensure_venv(contender)
     summaries = {(c.name, ms): Summary(c.name, ms) for c in contenders for ms in handler_ms}
-    with server() as srv:
+    with running(server) as srv:
         for round_ in range(rounds):
             for ms in handler_ms:
                 shift = round_ % len(contenders)
