@@ -15,8 +15,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bench.simsqs import SimulatedSqs
 from sqsx import ConsumeOptions, Queue, TaskMessage
-from sqsx.testing import SimulatedSqs
 
 TASK = "work"
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from botocore.exceptions import ParamValidationError
 
-from sqsx.testing import _wire as wire
-from sqsx.testing._store import Message, QueueReport, SimQueue
+from bench.simsqs import _wire as wire
+from bench.simsqs._store import Message, QueueReport, SimQueue
 
 Params = dict[str, Any]
 
@@ -319,12 +319,8 @@ class SimulatedSqs:
 
     def _put(self, queue: SimQueue, params: Mapping[str, Any]) -> Message:
         body = params["MessageBody"]
-        if not body:
-            raise wire.invalid("The request must contain the parameter MessageBody.")
         attributes = {k: dict(v) for k, v in (params.get("MessageAttributes") or {}).items()}
-        for name, value in attributes.items():
-            if "StringValue" not in value and "BinaryValue" not in value:
-                raise wire.invalid(f"The message attribute '{name}' must contain a value.")
+        wire.check_message(body, attributes)
         return queue.put(body, attributes, params.get("DelaySeconds"))
 
     def _send_message_batch(self, params: Params) -> Params:
