@@ -5,12 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SOURCES := $(wildcard sqsx sqsx_lambda tests examples bench)
 
-.PHONY: help venv lint format test test-fast demo bench clean build-SqsxLayer
+.PHONY: help venv lint format test test-fast demo bench bench-peers clean build-SqsxLayer
 
 help:
 	@echo "make test   - set up .venv, lint (ruff, mypy --strict, cfn-lint) and run every test"
 	@echo "make demo   - run the demo on an embedded local SQS"
 	@echo "make bench  - run the benchmarks and print the table"
+	@echo "make bench-peers - sqsx beside Celery, dramatiq, sqsx 0.7.0 and a boto3 loop on a real local SQS"
 	@echo "make lint   - ruff, mypy and cfn-lint only"
 	@echo "make test-fast - the tests without the fault suite"
 
@@ -47,8 +48,15 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# sqsx beside Celery, dramatiq-sqs, sqsx 0.7.0 and a minimal boto3 loop on one real local SQS
+# (LocalStack when .venv-localstack exists, else moto), and boto3's client settings; the
+# peers' venvs go to .venv-peers/ on first use. Refreshes BENCHMARKS.md and bench/peers.json.
+bench-peers: $(STAMP)
+	$(BIN)/python -m bench.client_settings
+	$(BIN)/python -m bench.peers
+
 clean:
-	rm -rf $(VENV) .venv-sqsx070 .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .venv-sqsx070 .venv-peers .mypy_cache .pytest_cache .ruff_cache build *.egg-info
 
 # Called by `sam build` (template.yaml, SqsxLayer, BuildMethod: makefile): sqsx[lambda] and its
 # dependencies as a layer, with wheels for the functions' runtime (python3.13, x86_64).
