@@ -130,3 +130,27 @@ def watch(record: Record, stop: Any) -> threading.Thread:
     thread = threading.Thread(target=run, name="bench-watch", daemon=True)
     thread.start()
     return thread
+
+
+def consume(record: Record, run: Any, stop: Any) -> None:
+    """Call ``run()`` (the worker, blocking until stopped), with ``stop()`` called once
+    every task was handled; then write the record."""
+    watch(record, stop)
+    record.ready()
+    try:
+        run()
+    except SystemExit:  # a worker that ends its run with sys.exit (Celery)
+        pass
+    record.stopped()
+    record.write()
+
+
+def sqsx_task(record: Record) -> Any:
+    """The task as an sqsx handler (``fn(context, n)``), for both sqsx versions; without
+    annotations, as 0.7.0's handlers are, so sqsx only binds the kwargs (an annotated one
+    would also be validated with pydantic)."""
+
+    def task(context, n):  # type: ignore[no-untyped-def]
+        record.task(n)
+
+    return task

@@ -87,11 +87,7 @@ def main() -> None:
         raise SystemExit("fill with run_sqsx.py: the same wire format")
     record = common.Record(args)
     loop = Loop(args, record)
-    common.watch(record, loop.stop.set)
-    record.ready()
-    loop.run()
-    record.stopped()
-    record.write()
+    common.consume(record, loop.run, loop.stop.set)
 
 
 if __name__ == "__main__":

@@ -64,14 +64,7 @@ def main() -> None:
         without_mingle=True,
         without_gossip=True,
     )
-    common.watch(record, stop)
-    record.ready()
-    try:
-        worker.start()
-    except SystemExit:
-        pass
-    record.stopped()
-    record.write()
+    common.consume(record, worker.start, stop)
 
 
 if __name__ == "__main__":

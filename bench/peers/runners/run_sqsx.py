@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import common
 
 TASK = "bench"
@@ -20,20 +18,11 @@ def main() -> None:
         assert not failed, f"{len(failed)} tasks not sent: {failed[0]}"
         return
     record = common.Record(args)
-
-    def task(context: dict[str, Any], n: int) -> None:
-        record.task(n)
-
-    queue.add_task_handler(TASK, task)
-    common.watch(record, queue.exit_gracefully)
-    record.ready()
-    queue.run(
-        ConsumeOptions(
-            max_messages=10, max_threads=args.threads, polling_wait_seconds=1, wait_seconds=0
-        )
+    queue.add_task_handler(TASK, common.sqsx_task(record))
+    options = ConsumeOptions(
+        max_messages=10, max_threads=args.threads, polling_wait_seconds=1, wait_seconds=0
     )
-    record.stopped()
-    record.write()
+    common.consume(record, lambda: queue.run(options), queue.exit_gracefully)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-from typing import Any
 
 import common
 
@@ -21,22 +20,18 @@ def main() -> None:
             queue.add_task(TASK, n=n)
         return
     record = common.Record(args)
+    queue.add_task_handler(TASK, common.sqsx_task(record))
 
-    def task(context: dict[str, Any], n: int) -> None:
-        record.task(n)
+    def run() -> None:
+        queue.consume_messages(
+            max_messages=10,
+            max_threads=args.threads,
+            wait_seconds=0,
+            polling_wait_seconds=1,
+            enable_signal_to_exit_gracefully=False,
+        )
 
-    queue.add_task_handler(TASK, task)
-    common.watch(record, queue.exit_gracefully)
-    record.ready()
-    queue.consume_messages(
-        max_messages=10,
-        max_threads=args.threads,
-        wait_seconds=0,
-        polling_wait_seconds=1,
-        enable_signal_to_exit_gracefully=False,
-    )
-    record.stopped()
-    record.write()
+    common.consume(record, run, queue.exit_gracefully)
 
 
 if __name__ == "__main__":
