@@ -1,6 +1,7 @@
 """``python -m bench.peers`` (``make bench-peers``): sqsx beside Celery, dramatiq, sqsx 0.7.0
-and a minimal boto3 loop on one local moto server; prints the table and, unless
-``--no-write``, refreshes the ``peers`` section of BENCHMARKS.md and bench/peers.json.
+and a minimal boto3 loop on one real local SQS server; prints the table and, unless
+``--no-write``, refreshes the ``peers`` section of BENCHMARKS.md, bench/peers.json and
+bench/peers.png (``--replot`` redraws those from bench/peers.json without running).
 
 The peers' venvs are created in ``.venv-peers/`` on first use (a few minutes, PyPI).
 """
@@ -38,7 +39,14 @@ def main(argv: list[str] | None = None) -> int:
         help="the SQS server (default: LocalStack when .venv-localstack exists, else moto)",
     )
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--replot", action="store_true")
     args = parser.parse_args(argv)
+    path = Path(__file__).resolve().parents[1] / "peers.json"
+    if args.replot:
+        saved = json.loads(path.read_text())
+        summaries = [compare.from_dict(item) for item in saved["summaries"]]
+        _write(summaries, saved["where"], path)
+        return 0
     logging.basicConfig(level=logging.WARNING)
     load_before = os.getloadavg()
     summaries = compare.run_all(
@@ -56,11 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"\n{table}\n\n{where}")
     if not args.no_write:
-        results = {"where": where, "summaries": [compare.as_dict(s) for s in summaries]}
-        path = Path(__file__).resolve().parents[1] / "peers.json"
-        path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-        report.write_section(ROOT / "BENCHMARKS.md", "peers", f"{table}\n\n{where}")
+        _write(summaries, where, path)
     return 0
+
+
+def _write(summaries: list[compare.Summary], where: str, path: Path) -> None:
+    results = {"where": where, "summaries": [compare.as_dict(s) for s in summaries]}
+    path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    table = compare.markdown(summaries)
+    report.write_section(ROOT / "BENCHMARKS.md", "peers", f"{table}\n\n{where}")
+    compare.plot(summaries, path.with_suffix(".png"))
 
 
 if __name__ == "__main__":

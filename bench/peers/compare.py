@@ -210,6 +210,11 @@ def as_dict(summary: Summary) -> dict[str, Any]:
     }
 
 
+def from_dict(item: dict[str, Any]) -> Summary:
+    """A summary read back from ``as_dict``'s JSON."""
+    return Summary(item["contender"], item["handler_ms"], [Run(**run) for run in item["runs"]])
+
+
 def markdown(summaries: Sequence[Summary]) -> str:
     """The comparison table: one row per contender and handler time."""
     lines = [
@@ -237,3 +242,44 @@ def markdown(summaries: Sequence[Summary]) -> str:
 
 def _progress(what: str) -> None:
     print(f"... {what}", file=sys.stderr, flush=True)
+
+
+def plot(summaries: Sequence[Summary], path: Path) -> None:
+    """Two panels, msgs/s and client CPU per 1,000 messages, bars per contender and
+    handler time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(s.contender for s in summaries))
+    times = sorted({s.handler_ms for s in summaries})
+    by_key = {(s.contender, s.handler_ms): s for s in summaries}
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    width = 0.8 / len(times)
+    for axis, (metric, label) in zip(
+        axes,
+        (("rate", "messages per second"), ("cpu_per_1000", "client CPU s / 1,000 msgs")),
+        strict=True,
+    ):
+        for i, ms in enumerate(times):
+            values = [by_key[n, ms].median(metric) if (n, ms) in by_key else 0 for n in names]
+            axis.bar(
+                [x + i * width for x in range(len(names))],
+                values,
+                width,
+                label=f"{ms:g} ms handler",
+            )
+        axis.set_xticks([x + width * (len(times) - 1) / 2 for x in range(len(names))])
+        axis.set_xticklabels(
+            [n.replace(" + ", "\n+ ").replace(" (", "\n(") for n in names], fontsize=8
+        )
+        axis.set_ylabel(label)
+        axis.grid(axis="y", alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle(
+        "2,000 tasks, 10 threads, one real local SQS server (higher msgs/s, lower CPU: better)"
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
