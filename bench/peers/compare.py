@@ -65,10 +65,7 @@ class Run:
     left: int
     lost: int
     wall_seconds: float
-
-    @property
-    def total_calls_per_1000(self) -> float:
-        return sum(self.calls_per_1000.values())
+    threads: int = 10
 
 
 @dataclass
@@ -174,6 +171,7 @@ def run_one(contender: Contender, srv: Server, count: int, threads: int, handler
         left=left,
         lost=max(count - len(handled) - left, 0),
         wall_seconds=wall,
+        threads=threads,
     )
 
 
@@ -277,8 +275,10 @@ def plot(summaries: Sequence[Summary], path: Path) -> None:
         axis.set_ylabel(label)
         axis.grid(axis="y", alpha=0.3)
         axis.legend(fontsize=8)
+    first = summaries[0].runs[0]
     figure.suptitle(
-        "2,000 tasks, 10 threads, one real local SQS server (higher msgs/s, lower CPU: better)"
+        f"{first.count:,} tasks, {first.threads} threads, one real local SQS server "
+        "(higher msgs/s, lower CPU: better)"
     )
     figure.tight_layout()
     figure.savefig(path, dpi=100)
