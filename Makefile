@@ -16,12 +16,13 @@ LOCALSTACK_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/py
 LOCALSTACK_STAMP := $(LOCALSTACK_VENV)/.installed-stamp
 
 .PHONY: help venv localstack lint lint-deploy format test test-fast test-powertools-oldest dist \
-	demo bench clean build-SqsxLayer
+	demo bench bench-peers clean build-SqsxLayer
 
 help:
 	@echo "make test   - set up .venv, lint (ruff, mypy --strict, cfn-lint, deploy/) and run every test"
 	@echo "make demo   - run the demo on an embedded local SQS"
 	@echo "make bench  - run the benchmarks and print the table"
+	@echo "make bench-peers - sqsx beside Celery, dramatiq, sqsx 0.7.0 and a boto3 loop on a real local SQS"
 	@echo "make lint   - ruff, mypy, cfn-lint, hadolint and kubernetes-validate only"
 	@echo "make test-fast - the tests without the fault suite"
 	@echo "make dist   - build the sdist and the wheel into dist/ and check them"
@@ -110,9 +111,16 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# sqsx beside Celery, dramatiq-sqs, sqsx 0.7.0 and a minimal boto3 loop on one real local SQS
+# (LocalStack when .venv-localstack exists, else moto), and boto3's client settings; the
+# peers' venvs go to .venv-peers/ on first use. Refreshes BENCHMARKS.md and bench/peers.json.
+bench-peers: $(STAMP)
+	$(BIN)/python -m bench.client_settings
+	$(BIN)/python -m bench.peers
+
 clean:
-	rm -rf $(VENV) .venv-localstack .venv-sqsx070 .powertools-* .mypy_cache .pytest_cache \
-		.ruff_cache build dist *.egg-info
+	rm -rf $(VENV) .venv-localstack .venv-sqsx070 .venv-peers .powertools-* .mypy_cache \
+		.pytest_cache .ruff_cache build dist *.egg-info
 
 # Called by `sam build` (template.yaml, SqsxLayer, BuildMethod: makefile): sqsx[lambda] and its
 # dependencies as a layer, with wheels for the functions' runtime (python3.13, x86_64).

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from bench.simsqs import SimulatedSqs
 from sqsx import Queue, TaskMessage
-from sqsx.testing import SimulatedSqs
 
 TASK = "work"
 

@@ -108,7 +108,7 @@ def lambda_overhead(quick: bool, repeats: int) -> list[dict[str, Any]]:
     the process; the best of ``repeats`` medians, modes interleaved)."""
     import warnings
 
-    from sqsx.testing import SimulatedSqs
+    from bench.simsqs import SimulatedSqs
 
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     sqs = SimulatedSqs(latency_seconds=0)
@@ -198,7 +198,7 @@ def hook_cost(quick: bool) -> list[dict[str, Any]]:
 
 
 def _simulator() -> Any:
-    from sqsx.testing import SimulatedSqs
+    from bench.simsqs import SimulatedSqs
 
     return SimulatedSqs(latency_seconds=0)
 

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bench.simsqs import SimulatedSqs
 from sqsx import ConsumeOptions, Hook, Queue, TaskMessage
-from sqsx.testing import SimulatedSqs
 
 TASK = "work"
 

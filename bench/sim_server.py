@@ -1,4 +1,4 @@
-"""The simulated SQS (``sqsx.testing.SimulatedSqs``) served over HTTP, in a process of its own.
+"""The simulated SQS (``bench.simsqs.SimulatedSqs``) served over HTTP, in a process of its own.
 
 For benchmarks whose workers run in several processes: they share one queue through it, and
 its work is not billed to any of them. It speaks the AWS JSON 1.0 protocol boto3 uses for SQS
@@ -22,7 +22,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError, ParamValidationError
 
-from sqsx.testing import SimulatedSqs
+from bench.simsqs import SimulatedSqs
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 

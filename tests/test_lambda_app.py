@@ -141,7 +141,7 @@ def test_importing_sqsx_lambda_loads_only_what_the_lambda_path_needs() -> None:
         "import sys, sqsx_lambda; "
         "print('\\n'.join(sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'aws_lambda_powertools', 'moto', 'werkzeug', 'flask', 'rich', 'matplotlib', 'click'} "
-        "or m in {'sqsx.local', 'sqsx.cli', 'sqsx.testing', 'sqsx_lambda.powertools', "
+        "or m in {'sqsx.local', 'sqsx.cli', 'sqsx_lambda.powertools', "
         "'sqsx_lambda.invoke', 'sqsx_lambda.logs'})))"
     )
     loaded = subprocess.run(

@@ -1,4 +1,32 @@
-"""SQS's wire details for the simulated client: error codes, checksums, response shapes."""
+"""SQS's wire details for the simulated client: error codes, checksums, sizes, the checks a
+SendMessage gets, response shapes.
+
+Written from the Amazon SQS API Reference, not from any server's behaviour:
+
+- error codes: each action's "Errors" section (SendMessage: InvalidMessageContents,
+  QueueDoesNotExist...; batches: EmptyBatchRequest, TooManyEntriesInBatchRequest,
+  BatchEntryIdsNotDistinct, InvalidBatchEntryId, BatchRequestTooLong) and "Common Errors"
+  (InvalidParameterValue); the wire code is the query-compatible one SQS sends in its
+  ``x-amzn-query-error`` header (``AWS.SimpleQueueService.NonExistentQueue``), which boto3
+  puts in ``Error.Code`` (the short name goes to ``Error.QueryErrorCode``);
+  https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/CommonErrors.html
+- ``SenderFault`` of a failed batch entry: "whether the error happened due to the caller
+  of the batch API action" (BatchResultErrorEntry), true for every refusal made here;
+  https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_BatchResultErrorEntry.html
+- message contents: "#x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to
+  #x10FFFF", anything else refused with InvalidMessageContents (MessageBody of
+  API_SendMessage; a String attribute value "has the same restrictions on the content as
+  the message body", API_MessageAttributeValue);
+  https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html
+- message attributes: at most 10 per message; a name of at most 256 characters from
+  alphanumerics, ``_``, ``-`` and ``.``, not starting or ending with a period, without
+  ``..``, and not starting with ``AWS.`` or ``Amazon.`` in any casing (MessageAttribute.N
+  of API_SendMessage); a type of ``String``, ``Number`` or ``Binary``, optionally followed
+  by ``.label``;
+- size: "all parts of the message attribute, including Name, Type, and Value, are part of
+  the message size restriction", counted here as UTF-8 bytes of the body, each name, each
+  type and each string value, plus a binary value's bytes (API_MessageAttributeValue).
+"""
 
 from __future__ import annotations
 
@@ -42,6 +70,14 @@ _SYSTEM_ATTRIBUTES = (
 SENDER_ID = "AIDASIMULATEDSQSSENDER"
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+MAX_MESSAGE_ATTRIBUTES = 10
+MAX_ATTRIBUTE_NAME_CHARS = 256
+_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_RESERVED_PREFIXES = ("aws.", "amazon.")
+_DATA_TYPE = re.compile(r"^(String|Number|Binary)(\..+)?$")
+# What SQS refuses in a body or a String value: outside #x9 | #xA | #xD | #x20-#xD7FF |
+# #xE000-#xFFFD | #x10000-#x10FFFF (Python strings hold no surrogate pairs, only lone ones).
+_INVALID_CHARACTER = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class Refused(Exception):
@@ -106,6 +142,68 @@ def attributes_md5(attributes: Mapping[str, Mapping[str, Any]]) -> str:
             data, kind = (raw if isinstance(raw, bytes) else str(raw).encode("utf-8")), 2
         digest.update(bytes([kind]) + struct.pack("!I", len(data)) + data)
     return digest.hexdigest()
+
+
+def message_bytes(body: str, attributes: Mapping[str, Mapping[str, Any]]) -> int:
+    """The message's size as SQS counts it: UTF-8 bytes of the body and of every
+    attribute's name, type and string value, and a binary value's bytes."""
+    size = len(body.encode("utf-8"))
+    for name, value in attributes.items():
+        size += len(name.encode("utf-8")) + len(str(value["DataType"]).encode("utf-8"))
+        if "StringValue" in value:
+            size += len(str(value["StringValue"]).encode("utf-8"))
+        else:
+            raw = value.get("BinaryValue", b"")
+            size += len(raw if isinstance(raw, bytes) else str(raw).encode("utf-8"))
+    return size
+
+
+def check_message(body: str, attributes: Mapping[str, Mapping[str, Any]]) -> None:
+    """Refuse what SendMessage refuses in a body and its message attributes."""
+    if not body:
+        raise invalid("The request must contain the parameter MessageBody.")
+    if _INVALID_CHARACTER.search(body):
+        raise invalid_contents()
+    if len(attributes) > MAX_MESSAGE_ATTRIBUTES:
+        raise invalid(
+            f"Number of message attributes [{len(attributes)}] exceeds the allowed maximum "
+            f"[{MAX_MESSAGE_ATTRIBUTES}]."
+        )
+    for name, value in attributes.items():
+        _check_attribute_name(name)
+        data_type = str(value.get("DataType", ""))
+        if not _DATA_TYPE.match(data_type):
+            raise invalid(f"The message attribute '{name}' has an invalid message attribute type.")
+        has_string, has_binary = "StringValue" in value, "BinaryValue" in value
+        if not (has_string or has_binary):
+            raise invalid(f"The message attribute '{name}' must contain a value.")
+        if data_type.startswith("Binary") != has_binary or (has_string and has_binary):
+            raise invalid(
+                f"The message attribute '{name}' with type '{data_type}' must use field "
+                f"'{'BinaryValue' if data_type.startswith('Binary') else 'StringValue'}'."
+            )
+        if has_string and _INVALID_CHARACTER.search(str(value["StringValue"])):
+            raise invalid_contents()
+
+
+def _check_attribute_name(name: str) -> None:
+    reason = ""
+    if not name or len(name) > MAX_ATTRIBUTE_NAME_CHARS:
+        reason = f"must be 1 to {MAX_ATTRIBUTE_NAME_CHARS} characters long"
+    elif not _ATTRIBUTE_NAME.match(name):
+        reason = "can only contain alphanumeric characters, underscores, hyphens and periods"
+    elif name.startswith(".") or name.endswith(".") or ".." in name:
+        reason = "must not start or end with a period or hold two periods in a row"
+    elif name.lower().startswith(_RESERVED_PREFIXES):
+        reason = "must not start with the reserved prefixes AWS. or Amazon."
+    if reason:
+        raise invalid(f"Message attribute name '{name[:300]}' is invalid: it {reason}.")
+
+
+def invalid_contents() -> Refused:
+    return Refused(
+        "InvalidMessageContents", "The message contains characters outside the allowed set."
+    )
 
 
 def body_md5(body: str) -> str:

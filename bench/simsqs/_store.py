@@ -10,14 +10,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqsx.codec import message_size
-from sqsx.testing._wire import (
+from bench.simsqs._wire import (
     MAX_DELAY_SECONDS,
     MAX_VISIBILITY_SECONDS,
     QUEUE_DEFAULTS,
     bad_handle,
     body_md5,
     invalid,
+    message_bytes,
     out_of_range,
 )
 
@@ -131,7 +131,7 @@ class SimQueue:
             if not 0 <= delay <= MAX_DELAY_SECONDS:
                 raise out_of_range("DelaySeconds", delay, 0, MAX_DELAY_SECONDS)
             limit = self.setting("MaximumMessageSize")
-            if message_size(body, attributes) > limit:
+            if message_bytes(body, attributes) > limit:
                 raise invalid(
                     "One or more parameters are invalid. Reason: Message must be shorter "
                     f"than {limit} bytes."
