@@ -300,7 +300,9 @@ class BaseQueue:
 
         Called from one of the run's own threads (a handler, the event loop of ``async``
         handlers, or a signal handler interrupting the consuming thread), it only asks for
-        the stop: waiting there would never end.
+        the stop: waiting there would never end. From any other thread it waits, so a
+        handler must not wait for a thread of its own that calls ``close()`` (use
+        ``exit_gracefully()`` there).
         """
         self._consumer.close()
 
