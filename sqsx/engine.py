@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -33,18 +32,13 @@ from sqsx.inbox import Inbox
 from sqsx.limits import RunLimits
 from sqsx.message import Message
 from sqsx.ordering import Hold, is_fifo
+from sqsx.receiving import POLL_SLICE_SECONDS, Receiving
 from sqsx.sqs import (
     BatchEntry,
     EntryFailure,
     SqsClient,
     delete_batch,
     describe_error,
-    error_code,
-    is_bad_credentials,
-    is_missing_queue,
-    is_permanent,
-    is_sqs_error,
-    read_depth,
 )
 from sqsx.stats import Stats
 from sqsx.timeouts import read_timeout_problem
@@ -58,20 +52,11 @@ __all__ = ["Engine"]
 logger = logging.getLogger("sqsx.engine")
 
 _TICK_SECONDS = 0.05
-_ERROR_BACKOFF_FIRST = 0.5
-_ERROR_BACKOFF_CAP = 20.0
 _FLUSH_SECONDS = 10.0
 _RECEIVE_MARGIN_SECONDS = 5.0
-# Receives long-poll in slices of at most this many seconds (SQS takes whole seconds), so a
-# stop never waits long for the receive in flight: a long poll cannot be cut short, and
-# one abandoned could still take a message that would then stay hidden.
-_POLL_SLICE_SECONDS = 1
-# While draining, the pause after an empty slice, in which the drain check can end the run.
-_DRAIN_PAUSE_SECONDS = 0.5
-_DEFAULT_VISIBILITY_TIMEOUT = 30
 
 
-class Engine:
+class Engine(Receiving):
     """One run of ``consume_messages`` on one queue.
 
     Args:
@@ -180,188 +165,11 @@ class Engine:
         """The identities of this run's own threads (receivers, handlers, timer)."""
         return frozenset(t.ident for t in self._threads if t.ident is not None)
 
-    def _drained(self) -> bool:
-        """With ``drain``: the last receive was empty, nothing is held or pending, and SQS
-        reports no visible, in-flight or delayed message (read at most once a second)."""
-        now = time.monotonic()
-        if not self._options.drain or self._polling.is_set() or now < self._next_drain_check:
-            return False
-        if self._inbox.in_hand() or self._deletes.pending() or self._keeper.pending():
-            return False
-        self._next_drain_check = now + 1.0  # a depth read at most once a second
-        try:
-            depth = read_depth(self._client, self._url)
-        except Exception as err:
-            logger.warning(
-                "could not read queue depth: %s queue_url=%s", error_code(err), self._url
-            )
-            return False
-        if depth.total:
-            return False
-        logger.info("queue drained, stopping queue_url=%s", self._url)
-        return True
-
-    def _idle(self) -> bool:
-        """With ``exit_when_idle_seconds``: nothing was received or held for that long."""
-        busy = bool(self._inbox.in_hand() or self._deletes.pending() or self._keeper.pending())
-        if not self._limits.idle_expired(busy=busy):
-            return False
-        logger.info(
-            "idle for %ss, stopping queue_url=%s", self._options.exit_when_idle_seconds, self._url
-        )
-        return True
-
-    def _receiver_count(self) -> int:
-        """Receivers: one serial receiver brings one batch per call latency, so with more
-        threads than a batch it starves them; a quarter more than threads / batch covers
-        the overhead of each call."""
-        options = self._options
-        if options.receivers is not None:
-            return options.receivers
-        if options.max_threads == 1:
-            return 1
-        return max(1, min(8, math.ceil(1.25 * options.max_threads / options.max_messages)))
-
     def _spawn(self, target: Callable[[], None], name: str) -> threading.Thread:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
         return thread
-
-    def _queue_visibility_timeout(self) -> int:
-        try:
-            response = self._client.get_queue_attributes(
-                QueueUrl=self._url, AttributeNames=["VisibilityTimeout"]
-            )
-            timeout = int(response["Attributes"]["VisibilityTimeout"])
-        except Exception as err:
-            if is_missing_queue(err) or is_bad_credentials(err):
-                raise QueueUnavailableError(
-                    f"SQS refused {self._url}: {describe_error(err)}"
-                ) from err
-            # e.g. a role without sqs:GetQueueAttributes: consuming may still be allowed
-            logger.warning(
-                "could not read VisibilityTimeout (%s), assuming %ss%s queue_url=%s",
-                describe_error(err),
-                _DEFAULT_VISIBILITY_TIMEOUT,
-                "; pass visibility_timeout to set it" if is_permanent(err) else "",
-                self._url,
-            )
-            return _DEFAULT_VISIBILITY_TIMEOUT
-        if timeout < 1:  # 0 would hand running messages to our own receivers again
-            logger.warning(
-                "queue VisibilityTimeout is %ss; receiving with %ss instead queue_url=%s",
-                timeout,
-                _DEFAULT_VISIBILITY_TIMEOUT,
-                self._url,
-            )
-            return _DEFAULT_VISIBILITY_TIMEOUT
-        return timeout
-
-    # -- receiving ---------------------------------------------------------------------------
-
-    def _receive_loop(self, index: int) -> None:
-        options = self._options
-        failures = 0
-        idle = 0  # seconds of empty long polls since the last message or pause
-        wait = min(options.polling_wait_seconds, _POLL_SLICE_SECONDS)
-        while not self._stop.is_set() and not self._limits.spent():
-            # Only the first receiver long-polls an idle queue; the others join in once
-            # messages flow, so an empty queue costs one receive per poll slice (1 s).
-            if index and not self._polling.wait(0.5):
-                continue
-            if not self._inbox.reserve(self._options.max_messages, self._hand_limit):
-                return
-            wanted = self._limits.take(self._options.max_messages)
-            if not wanted:  # max_messages_total reached: this receiver is done
-                self._inbox.put((), reserved=self._options.max_messages)
-                logger.info(
-                    "received max_messages_total, receiving no more queue_url=%s", self._url
-                )
-                return
-            try:
-                got = self._receive(reserved=options.max_messages, wait_seconds=wait, wanted=wanted)
-            except Exception as err:
-                self._inbox.put((), reserved=options.max_messages)
-                self._limits.give_back(wanted)
-                failures += 1
-                if self._receive_failed(err, failures):
-                    return
-                continue
-            failures = 0
-            self._limits.give_back(wanted - got)
-            if got:
-                idle = 0
-                self._polling.set()
-                continue
-            self._polling.clear()
-            idle += wait
-            if idle >= options.polling_wait_seconds:  # a whole polling period came up empty
-                idle = 0
-                if options.wait_seconds:
-                    self._stop.wait(options.wait_seconds)
-            elif options.drain:
-                self._stop.wait(_DRAIN_PAUSE_SECONDS)
-
-    def _receive_once(self) -> None:
-        try:
-            self._receive(reserved=0, wait_seconds=self._options.polling_wait_seconds)
-        except Exception as err:
-            self._receive_failed(err, 1, wait=False)
-
-    def _receive(self, reserved: int, wait_seconds: int, wanted: int | None = None) -> int:
-        """One ReceiveMessage call for up to ``wanted`` messages (default ``max_messages``),
-        long-polling ``wait_seconds``, against a reservation of ``reserved``; queues what
-        came (and frees the reservation) and returns how many."""
-        wanted = wanted or self._options.max_messages
-        response = self._client.receive_message(
-            QueueUrl=self._url,
-            MaxNumberOfMessages=wanted,
-            WaitTimeSeconds=wait_seconds,
-            VisibilityTimeout=self._visibility_timeout,
-            MessageSystemAttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        )
-        messages = [Message.from_boto3(raw) for raw in response.get("Messages") or ()]
-        if messages:
-            self._limits.active()
-        for message in messages:
-            self._keeper.hold(message)
-        if messages:
-            self._stats.received(len(messages))
-        else:
-            logger.debug("no message received queue_url=%s", self._url)
-        held = self._inbox.put(messages, reserved=reserved)
-        if held is None:
-            self._release(messages)
-        else:
-            self._hold_back(held)
-        return len(messages)
-
-    def _receive_failed(self, err: BaseException, failures: int, *, wait: bool = True) -> bool:
-        """Log a failed receive (and back off, with ``wait``); ``True`` when the error is
-        permanent and the run must end."""
-        if is_permanent(err):
-            logger.error(
-                "SQS refused ReceiveMessage: %s; stopping queue_url=%s",
-                describe_error(err),
-                self._url,
-            )
-            self._fatal = err
-            self._stop.set()
-            return True
-        delay = min(_ERROR_BACKOFF_FIRST * 2 ** (failures - 1), _ERROR_BACKOFF_CAP)
-        logger.warning(
-            "ReceiveMessage failed: %s%s (failure %d in a row) queue_url=%s",
-            describe_error(err),
-            f", retrying in {delay:.1f}s" if wait else "",
-            failures,
-            self._url,
-            exc_info=not is_sqs_error(err) or logger.isEnabledFor(logging.DEBUG),
-        )
-        if wait:
-            self._stop.wait(delay)
-        return False
 
     # -- handling ----------------------------------------------------------------------------
 
@@ -499,11 +307,11 @@ class Engine:
         # that would then stay hidden for the visibility timeout. So it is waited for (up to
         # one poll slice) and what it brings is released; a second stop request (``force``)
         # skips the wait.
-        limit = time.monotonic() + _POLL_SLICE_SECONDS + _RECEIVE_MARGIN_SECONDS
+        limit = time.monotonic() + POLL_SLICE_SECONDS + _RECEIVE_MARGIN_SECONDS
         if any(r.is_alive() for r in receivers) and not self._force.is_set():
             logger.debug(
                 "waiting up to %ss for the receive in flight queue_url=%s",
-                _POLL_SLICE_SECONDS + _RECEIVE_MARGIN_SECONDS,
+                POLL_SLICE_SECONDS + _RECEIVE_MARGIN_SECONDS,
                 self._url,
             )
         for receiver in receivers:

@@ -33,8 +33,9 @@ from sqsx.hooks import Hook
 from sqsx.message import Message
 from sqsx.ordering import is_fifo
 from sqsx.sqs import BatchEntry, capped_visibility, change_visibility_now
+from sqsx_lambda.batch import log_summary
 from sqsx_lambda.records import RecordError, queue_url_for, read_record, records_of
-from sqsx_lambda.runner import BatchRunner, Fate, Job, RecordResult
+from sqsx_lambda.runner import BatchRunner, Job, RecordResult
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics
@@ -219,7 +220,7 @@ class LambdaHandler:
             results = self._runner.run(jobs, context, ordered_groups=fifo)
         urls = [self._url_for(record) for record in records]
         self._change_visibility(results, urls, context)
-        _log_summary(results, urls[0])
+        log_summary(results, urls[0])
         if self._metrics is not None:
             self._metrics.record(results, urls[0])
         if self._chain.watches_deletes:
@@ -346,32 +347,3 @@ def _response(results: Sequence[RecordResult]) -> BatchResponse:
             {"itemIdentifier": result.message.message_id} for result in results if result.reported
         ]
     }
-
-
-def _log_summary(results: Sequence[RecordResult], url: str) -> None:
-    skipped = [r.message.message_id for r in results if r.fate is Fate.SKIPPED]
-    abandoned = [r.message.message_id for r in results if r.fate is Fate.ABANDONED]
-    if skipped:
-        reasons = sorted({r.reason for r in results if r.fate is Fate.SKIPPED})
-        logger.warning(
-            "%d records not run (%s), made visible again message_ids=%s queue_url=%s",
-            len(skipped),
-            "; ".join(reasons),
-            ",".join(skipped),
-            url,
-        )
-    if abandoned:
-        logger.warning(
-            "%d records still running at the deadline, reported as failures; they reappear "
-            "after the queue's visibility timeout message_ids=%s queue_url=%s",
-            len(abandoned),
-            ",".join(abandoned),
-            url,
-        )
-    logger.info(
-        "batch of %d records: %d deleted, %d reported queue_url=%s",
-        len(results),
-        sum(not r.reported for r in results),
-        sum(r.reported for r in results),
-        url,
-    )

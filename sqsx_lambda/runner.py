@@ -21,21 +21,17 @@ threads stay busy, so the next invocation gets a fresh pool.
 
 from __future__ import annotations
 
-import enum
 import functools
 import logging
 import threading
-import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from sqsx.caps import ConcurrencyCaps
 from sqsx.dispatch import AbandonFn, Outcome
 from sqsx.message import Message
-from sqsx.ordering import GroupGate
+from sqsx_lambda.batch import Batch, Clock, Fate, Job, RecordResult
 
 __all__ = ["BatchRunner", "Fate", "Job", "RecordResult"]
 
@@ -52,194 +48,19 @@ _WEIGHT = 0.3  # of the newest batch in the running mean
 ProcessFn = Callable[[Message, Any, AbandonFn, "float | None"], Outcome]
 
 
-class Fate(enum.Enum):
-    """What became of a record in an invocation."""
-
-    #: The core decided (the handler ran, or the record was judged unprocessable).
-    DONE = "done"
-    #: Not started: the deadline was near, or an earlier record of its FIFO group failed.
-    SKIPPED = "skipped"
-    #: Still running when the deadline guard stopped waiting for it.
-    ABANDONED = "abandoned"
-
-
-@dataclass(frozen=True, slots=True)
-class RecordResult:
-    """The fate of one record.
-
-    Attributes:
-        message: the record's envelope (id, receipt handle, receive count, group).
-        fate: see ``Fate``.
-        outcome: the core's ``Outcome`` when ``fate`` is ``DONE``, else ``None``.
-        reason: why, for logs (never the message body).
-        held_for: for a skipped record, the seconds until it is visible again: 0, or on a
-            FIFO queue after a failure of its group, until after the failed record.
-    """
-
-    message: Message
-    fate: Fate
-    outcome: Outcome | None = None
-    reason: str = ""
-    held_for: int = 0
-
-    @property
-    def reported(self) -> bool:
-        """True when the record goes into ``batchItemFailures`` (Lambda keeps it)."""
-        return self.outcome is None or not self.outcome.delete
-
-    @property
-    def visibility_timeout(self) -> int | None:
-        """Seconds to set the record's visibility timeout to; ``None`` for no change.
-
-        A retried record gets its backoff, a skipped one ``held_for``, an abandoned one no
-        change.
-        """
-        if self.fate is Fate.SKIPPED:
-            return self.held_for
-        return None if self.outcome is None else self.outcome.retry_after
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """One record to run: its ``Message``, or an ``Outcome`` decided without running."""
-
-    index: int
-    message: Message
-    preset: Outcome | None = None
-
-
-def _group_of(job: Job) -> str | None:
-    return job.message.group_id
-
-
-class _Batch:
-    """The records of one invocation: those waiting, running and done, under one lock.
-
-    Workers ``pull`` jobs in event order, as the group gate of ``sqsx.ordering`` allows,
-    until none is left; the deadline guard can ``give_up`` on the rest at any time.
-    """
-
-    def __init__(
-        self,
-        jobs: Sequence[Job],
-        ordered: bool,
-        clock: _Clock,
-        blocked: dict[str | None, float],
-        caps: ConcurrencyCaps | None = None,
-    ) -> None:
-        self.lock = threading.Lock()
-        self.waiting: deque[Job] = deque()
-        self.gate: GroupGate[Job] = GroupGate(fifo=ordered, group_of=_group_of, blocked=blocked)
-        self.results: dict[int, RecordResult] = {}
-        self.running: dict[int, Job] = {}
-        self.clock = clock
-        self.caps = caps if caps is not None and caps.active else None
-        self.given_up = False
-        self.abandoned = False  # a handler was abandoned past its time limit
-        self.done = threading.Event()  # every job has a result
-        self._total = len(jobs)
-        for hold in self.gate.admit(jobs, self.waiting, time.monotonic()):
-            group = hold.item.message.group_id
-            reason = f"not run: a failed message of group {group} is not back yet"
-            self._skip([hold.item], reason, hold.seconds)
-
-    def pull(self) -> Job | None:
-        """The next job to run, or ``None`` when this worker is done."""
-        with self.lock:
-            if self.given_up:
-                return None
-            if self.waiting and not self.clock.may_start():
-                self._skip(list(self.waiting), self.clock.not_started, 0)
-                self.waiting.clear()
-                return None
-            caps = self.caps
-            job = self.gate.pick(self.waiting, None if caps is None else self._allowed)
-            if job is not None:
-                self.running[job.index] = job
-                if caps is not None:
-                    caps.started(job.message)
-            return job
-
-    def _allowed(self, job: Job) -> bool:
-        return self.caps is None or self.caps.allowed(job.message)
-
-    def finish(self, job: Job, result: RecordResult) -> None:
-        with self.lock:
-            if self.given_up or job.index not in self.running:
-                return
-            del self.running[job.index]
-            if self.caps is not None:
-                self.caps.finished(job.message)
-            self.results[job.index] = result
-            retry_after = result.visibility_timeout if result.reported else None
-            held = self.gate.finish(job, retry_after, self.waiting, time.monotonic())
-            if held:
-                reason = f"not run: an earlier message of group {job.message.group_id} failed"
-                for hold in held:
-                    self.results[hold.item.index] = RecordResult(
-                        hold.item.message, Fate.SKIPPED, None, reason, hold.seconds
-                    )
-            self._check_done()
-
-    def _check_done(self) -> None:
-        # Called with the lock held.
-        if len(self.results) >= self._total:
-            self.done.set()
-
-    def give_up(self, running_reason: str) -> None:
-        with self.lock:
-            self.given_up = True
-            for index, job in self.running.items():
-                self.results[index] = RecordResult(
-                    job.message, Fate.ABANDONED, None, running_reason
-                )
-            self._skip(list(self.waiting), self.clock.not_started, 0)
-            self.waiting.clear()
-            self.done.set()
-
-    def _skip(self, jobs: Sequence[Job], reason: str, seconds: int) -> None:
-        for job in jobs:
-            self.results[job.index] = RecordResult(job.message, Fate.SKIPPED, None, reason, seconds)
-        self._check_done()
-
-
-class _Clock:
-    """Lambda's remaining time, read through the context (no context: no deadline)."""
-
-    def __init__(self, lambda_context: Any, margin_ms: int) -> None:
-        remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
-        self._remaining: Callable[[], int] | None = remaining if callable(remaining) else None
-        self.margin_ms = margin_ms
-        self.not_started = f"not started: less than {margin_ms} ms left"
-
-    def may_start(self) -> bool:
-        return self._remaining is None or self._remaining() > self.margin_ms
-
-    def seconds_to_give_up(self) -> float | None:
-        if self._remaining is None:
-            return None
-        return max(self._remaining() - self.margin_ms / 2, 0) / 1000
-
-    def limit_cap(self) -> float | None:
-        """Seconds a time-limited handler may run at most: until the margin begins."""
-        if self._remaining is None:
-            return None
-        return max(self._remaining() - self.margin_ms, 0) / 1000
-
-
 class _Sentinel:
     """Watches a batch run inline: if it is not done within ``INLINE_BUDGET_SECONDS``, what
     is left fans out to the pool. One daemon thread, started on first use, armed once per
     inline batch (a lock and a notify: far cheaper than a thread hand-off per record).
     """
 
-    def __init__(self, fan_out: Callable[[_Batch, Any], None]) -> None:
+    def __init__(self, fan_out: Callable[[Batch, Any], None]) -> None:
         self._fan_out = fan_out
         self._ready = threading.Condition()
-        self._armed: tuple[_Batch, Any] | None = None
+        self._armed: tuple[Batch, Any] | None = None
         self._thread: threading.Thread | None = None
 
-    def arm(self, batch: _Batch, lambda_context: Any) -> None:
+    def arm(self, batch: Batch, lambda_context: Any) -> None:
         with self._ready:
             self._armed = (batch, lambda_context)
             if self._thread is None:
@@ -299,15 +120,15 @@ class BatchRunner:
             lambda_context: handed to the core and read for the deadline.
             ordered_groups: FIFO semantics (the group rule of ``sqsx.ordering``).
         """
-        clock = _Clock(lambda_context, self._margin_ms)
+        clock = Clock(lambda_context, self._margin_ms)
         caps = None if self._caps is None else ConcurrencyCaps(self._caps)
         if not ordered_groups:
-            return self._run(_Batch(jobs, False, clock, {}, caps), jobs, lambda_context)
+            return self._run(Batch(jobs, False, clock, {}, caps), jobs, lambda_context)
         with self._blocked_lock:  # FIFO invocations share the blocked groups: one at a time
-            batch = _Batch(jobs, True, clock, self._blocked, caps)
+            batch = Batch(jobs, True, clock, self._blocked, caps)
             return self._run(batch, jobs, lambda_context)
 
-    def _run(self, batch: _Batch, jobs: Sequence[Job], lambda_context: Any) -> list[RecordResult]:
+    def _run(self, batch: Batch, jobs: Sequence[Job], lambda_context: Any) -> list[RecordResult]:
         if self._max_threads == 1:
             self._work(batch, lambda_context)
             if batch.abandoned:  # its replacement ran the rest
@@ -349,7 +170,7 @@ class BatchRunner:
                 self._pool = ThreadPoolExecutor(self._max_threads, thread_name_prefix="sqsx-lambda")
             return self._pool
 
-    def _wait(self, batch: _Batch) -> None:
+    def _wait(self, batch: Batch) -> None:
         """Wait for every job to have a result, up to the deadline guard; then give up on
         those still running (an abandoned worker thread may never finish)."""
         if not batch.done.wait(batch.clock.seconds_to_give_up()) and not batch.done.is_set():
@@ -362,7 +183,7 @@ class BatchRunner:
             mean = sum(times) / len(times)
             self._mean = mean if self._mean is None else self._mean + _WEIGHT * (mean - self._mean)
 
-    def _fan_out(self, batch: _Batch, lambda_context: Any) -> None:
+    def _fan_out(self, batch: Batch, lambda_context: Any) -> None:
         """Hand the batch's waiting jobs to the pool: a few workers pull them, one future
         per worker rather than per record."""
         with batch.lock:
@@ -373,7 +194,7 @@ class BatchRunner:
         for _ in range(min(self._max_threads, waiting)):
             pool.submit(self._work, batch, lambda_context)
 
-    def _work(self, batch: _Batch, lambda_context: Any) -> None:
+    def _work(self, batch: Batch, lambda_context: Any) -> None:
         """Run the batch's jobs until none is left to start."""
         while (job := batch.pull()) is not None:
             if job.preset is not None:
@@ -396,7 +217,7 @@ class BatchRunner:
             batch.finish(job, RecordResult(job.message, Fate.DONE, outcome, outcome.reason))
 
     def _abandoned(
-        self, batch: _Batch, job: Job, lambda_context: Any, message: Message, outcome: Outcome
+        self, batch: Batch, job: Job, lambda_context: Any, message: Message, outcome: Outcome
     ) -> None:
         """A record's handler abandoned past its time limit: it is reported with its backoff,
         and a new thread takes over the rest of the batch."""
