@@ -94,25 +94,17 @@ def _latencies(snapshot: StatsSnapshot) -> str:
     )
 
 
-def describe_stop(
-    *, forced: bool, signals: Sequence[int], abandoned: int | None = None
-) -> tuple[str, int] | None:
+def describe_stop(*, forced: bool, signals: Sequence[int]) -> tuple[str, int] | None:
     """How a stop asked by signals ended, and its exit code (0, or 128 + the last signal
     when a second one stopped without waiting); ``None`` when no signal came.
 
     Args:
         forced: the stop did not wait for running handlers.
         signals: the signals received, in order.
-        abandoned: running handlers left behind, when known.
     """
     if forced:
         last = signals[-1] if signals else signal.SIGINT
-        count = "" if abandoned is None else f"{abandoned} "
-        return (
-            f"stopped at once ({signal.Signals(last).name} twice), {count}running handler(s) "
-            "abandoned: their messages reappear once their visibility timeout ends",
-            128 + int(last),
-        )
+        return f"stopped at once ({signal.Signals(last).name} twice)", 128 + int(last)
     if signals:
         return f"stopped gracefully ({signal.Signals(signals[0]).name})", 0
     return None

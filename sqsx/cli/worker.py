@@ -96,7 +96,7 @@ def _run_one(
     started = time.monotonic()
     failure = _consume(queue, options, reporter, swap_logs=not json_logs)
     snapshot = queue.stats()
-    ending, code = _ending(queue, queue.stop_signals, snapshot.in_flight, args.drain)
+    ending, code = _ending(queue, queue.stop_signals, args.drain)
     if code == 0 and not queue.stop_signals:
         ending = _limit_ending(args, snapshot.received) or ending
     if failure is not None:
@@ -106,6 +106,11 @@ def _run_one(
         link.report("final", snapshot, ending=ending, code=code)
     else:
         tell(format_summary(snapshot, time.monotonic() - started, ending))
+        if queue.forced_stop and snapshot.in_flight:
+            tell(
+                f"  {snapshot.in_flight} running handler(s) abandoned: their messages "
+                "reappear once their visibility timeout ends"
+            )
     return code
 
 
@@ -162,11 +167,9 @@ def _run_fleet(args: argparse.Namespace) -> int:
     return code
 
 
-def _ending(
-    queue: BaseQueue, received: Sequence[int], abandoned: int, drain: bool
-) -> tuple[str, int]:
+def _ending(queue: BaseQueue, received: Sequence[int], drain: bool) -> tuple[str, int]:
     """How the run ended, and the exit code that says it."""
-    stopped = describe_stop(forced=queue.forced_stop, signals=received, abandoned=abandoned)
+    stopped = describe_stop(forced=queue.forced_stop, signals=received)
     return stopped or (("drained" if drain else "stopped"), 0)
 
 
