@@ -94,7 +94,7 @@ def test_each_sample_event_gets_the_documented_response(
     assert logs and all("function_request_id" in line for line in logs)
     # (the sample receipt handles are not the server's: SQS refuses their visibility change,
     # which is logged with the message id and does not change the response)
-    refused = [line for line in logs if "refused a visibility change" in line["message"]]
+    refused = [line for line in logs if "ChangeMessageVisibilityBatch failed" in line["message"]]
     assert {line["message"].split("message_id=")[1].split()[0] for line in refused} == {
         records[i]["messageId"] for i in reported
     }
