@@ -74,6 +74,8 @@ def test_a_worker_serves_metrics_and_logs_json_lines(
             interval=0.2,
         )
         samples = scrape(port)
+        # (a fast server drains it all within one progress interval: wait for one line)
+        wait_until(lambda: '"sqsx.cli.progress"' in worker.errors, timeout=5)
     finally:
         worker.send_signal(signal.SIGTERM)
         code = worker.finish(30)
