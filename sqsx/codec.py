@@ -133,12 +133,8 @@ def decode_task(body: str | None, attributes: Mapping[str, Any] | None) -> Task:
         raise MessageDecodeError(f"body is not base64: {err}") from err
     try:
         text = raw.decode("utf-8")
-        payload = json.loads(
-            text,
-            object_pairs_hook=_unique_keys,
-            parse_constant=_no_constant,
-            parse_float=_finite if _BIG_EXPONENT.search(raw) else None,
-        )
+        decoder = _CHECKED_FLOATS if _BIG_EXPONENT.search(raw) else _DECODER
+        payload = decoder.decode(text)
     except UnicodeDecodeError as err:
         raise MessageDecodeError(f"body is not UTF-8 text: {err.reason}") from err
     except RecursionError as err:
@@ -158,6 +154,7 @@ def decode_task(body: str | None, attributes: Mapping[str, Any] | None) -> Task:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # dict() and a length check, in C; the Python loop runs only for a duplicate
     obj = dict(pairs)
     if len(obj) < len(pairs):
         seen: set[str] = set()
@@ -243,3 +240,10 @@ def check_size(
     if size > limit:
         raise MessageTooLargeError(size, limit)
     return size
+
+
+# Built once: json.loads builds a new decoder (and scanner) on every call given options.
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+_CHECKED_FLOATS = json.JSONDecoder(
+    object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_float=_finite
+)

@@ -103,7 +103,7 @@ class Dispatcher:
         runtime: Runtime = "worker",
         hooks: HookChain | None = None,
         on_abandon: AbandonFn | None = None,
-        limit_cap: float | None = None,
+        limit_cap: Callable[[], float | None] | None = None,
     ) -> Outcome:
         """Process ``message``; never raises for anything the message or handler does.
 
@@ -116,8 +116,8 @@ class Dispatcher:
                 outcome if its handler is abandoned past its time limit: the runtime then
                 applies that outcome and replaces the thread, whose own return value comes
                 back later with ``Outcome.late`` set.
-            limit_cap: seconds the handler may run at most whatever its time limit (the
-                Lambda runtime's deadline); applies only to handlers with a time limit.
+            limit_cap: returns the seconds the handler may run at most whatever its time
+                limit (the Lambda runtime's deadline); asked only for a handler with one.
         """
         chain = self.hooks if hooks is None else hooks
         processing = (
@@ -138,14 +138,15 @@ class Dispatcher:
                 chain.after(processing, outcome)
             return outcome
         if limit is not None and limit_cap is not None:
-            limit = max(min(limit, limit_cap), 0.0)
+            cap = limit_cap()
+            limit = limit if cap is None else max(min(limit, cap), 0.0)
         if processing is None:
             return self._run(
-                call, message, label, limit, _Abandon(self, message, label, on_abandon)
+                call, message, label, limit, _Abandon.of(self, message, label, limit, on_abandon)
             )
         processing.task, processing.time_limit = label, limit
         chain.before(processing)
-        abandon = _Abandon(self, message, label, on_abandon, chain, processing)
+        abandon = _Abandon.of(self, message, label, limit, on_abandon, chain, processing)
         outcome = self._run(call, message, label, limit, abandon)
         if not outcome.late:
             chain.after(processing, outcome)
@@ -180,15 +181,16 @@ class Dispatcher:
         message: Message,
         label: str,
         limit: float | None,
-        abandon: _Abandon,
+        abandon: _Abandon | None,
     ) -> Outcome:
         started = time.perf_counter()
-        guard = None if limit is None else self.time_limits.arm(limit, abandon)
+        guard = None if limit is None or abandon is None else self.time_limits.arm(limit, abandon)
         err = self._invoke(call, guard)
         if guard is not None:
             state = self.time_limits.disarm(guard)  # again: the first may have been cut short
             if state is GuardState.ABANDONED:
-                return abandon.outcome or self.timed_out(message, label, guard.limit, late=True)
+                late = abandon.outcome if abandon is not None else None
+                return late or self.timed_out(message, label, guard.limit, late=True)
             if state is GuardState.INTERRUPTED or isinstance(err, TimeLimitExceeded):
                 return self.timed_out(message, label, guard.limit, time.perf_counter() - started)
         return self.fates.handled(message, label, err, time.perf_counter() - started)
@@ -264,6 +266,23 @@ class _Abandon:
         self.chain = chain
         self.processing = processing
         self.outcome: Outcome | None = None
+
+    @classmethod
+    def of(
+        cls,
+        dispatcher: Dispatcher,
+        message: Message,
+        label: str,
+        limit: float | None,
+        runtime: AbandonFn | None,
+        chain: HookChain | None = None,
+        processing: Processing | None = None,
+    ) -> _Abandon | None:
+        """The abandon step of a handler with a time limit; ``None`` without one (most
+        handlers: nothing to build per message)."""
+        if limit is None:
+            return None
+        return cls(dispatcher, message, label, runtime, chain, processing)
 
     def __call__(self, guard: Guard) -> None:
         outcome = self.dispatcher.timed_out(self.message, self.label, guard.limit)

@@ -110,6 +110,7 @@ class Batch:
         self.abandoned = False  # a handler was abandoned past its time limit
         self.done = threading.Event()  # every job has a result
         self._total = len(jobs)
+        self.size = len(jobs)
         for hold in self.gate.admit(jobs, self.waiting, time.monotonic()):
             group = hold.item.message.group_id
             reason = f"not run: a failed message of group {group} is not back yet"

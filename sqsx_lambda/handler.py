@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -247,7 +247,7 @@ class LambdaHandler:
         message: Message,
         lambda_context: Any,
         on_abandon: AbandonFn,
-        limit_cap: float | None,
+        limit_cap: Callable[[], float | None],
     ) -> Outcome:
         return self._dispatcher.process(
             message,

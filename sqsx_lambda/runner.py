@@ -2,9 +2,9 @@
 
 Up to ``max_threads`` workers pull records in event order. Once recent invocations show
 the records to be fast (their mean handler time times the record count within
-``INLINE_BUDGET_SECONDS``), the invoking thread runs them inline, and a sentinel thread
-fans out what is left only if the batch outlasts that budget (a slow or blocked record):
-a fast batch pays for no thread hand-off.
+``INLINE_BUDGET_SECONDS``), the invoking thread runs them inline, and fans out what is left
+only once they prove slow (the budget is spent): a fast batch pays for no thread hand-off.
+The first invocation, and any after a record was left running, fan out from the start.
 
 On a FIFO queue the group rule of ``sqsx.ordering`` (the same as the polling worker's)
 applies: groups run side by side,
@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -42,43 +43,11 @@ logger = logging.getLogger(__name__)
 #: invocations times the record count.
 INLINE_BUDGET_SECONDS = 0.002
 _WEIGHT = 0.3  # of the newest batch in the running mean
+_OVERHEAD_ALLOWANCE_SECONDS = 100e-6  # per record, before the sentinel fans out
 
 #: Runs one message through the core (``Dispatcher.process``, with the runtime's hooks):
 #: ``fn(message, lambda_context, on_abandon, limit_cap) -> Outcome``.
-ProcessFn = Callable[[Message, Any, AbandonFn, "float | None"], Outcome]
-
-
-class _Sentinel:
-    """Watches a batch run inline: if it is not done within ``INLINE_BUDGET_SECONDS``, what
-    is left fans out to the pool. One daemon thread, started on first use, armed once per
-    inline batch (a lock and a notify: far cheaper than a thread hand-off per record).
-    """
-
-    def __init__(self, fan_out: Callable[[Batch, Any], None]) -> None:
-        self._fan_out = fan_out
-        self._ready = threading.Condition()
-        self._armed: tuple[Batch, Any] | None = None
-        self._thread: threading.Thread | None = None
-
-    def arm(self, batch: Batch, lambda_context: Any) -> None:
-        with self._ready:
-            self._armed = (batch, lambda_context)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._watch, name="sqsx-lambda-sentinel", daemon=True
-                )
-                self._thread.start()
-            self._ready.notify()
-
-    def _watch(self) -> None:
-        while True:
-            with self._ready:
-                while self._armed is None:
-                    self._ready.wait()
-                batch, lambda_context = self._armed
-                self._armed = None
-            if not batch.done.wait(INLINE_BUDGET_SECONDS):
-                self._fan_out(batch, lambda_context)
+ProcessFn = Callable[[Message, Any, AbandonFn, Callable[[], "float | None"]], Outcome]
 
 
 class BatchRunner:
@@ -108,7 +77,6 @@ class BatchRunner:
         self._blocked: dict[str | None, float] = {}
         self._blocked_lock = threading.Lock()  # one invocation at a time uses them
         self._mean: float | None = None  # seconds per record, over recent invocations
-        self._sentinel = _Sentinel(self._fan_out)
 
     def run(
         self, jobs: Sequence[Job], lambda_context: Any, *, ordered_groups: bool
@@ -129,6 +97,7 @@ class BatchRunner:
             return self._run(batch, jobs, lambda_context)
 
     def _run(self, batch: Batch, jobs: Sequence[Job], lambda_context: Any) -> list[RecordResult]:
+        started = time.perf_counter()
         if self._max_threads == 1:
             self._work(batch, lambda_context)
             if batch.abandoned:  # its replacement ran the rest
@@ -137,19 +106,18 @@ class BatchRunner:
             expected = None if self._mean is None else self._mean * len(jobs)
             if expected is not None and expected <= INLINE_BUDGET_SECONDS:
                 # Records known to be fast run inline: a thread hand-off would cost more than
-                # it saves. Should they take longer than the budget after all (a slow or a
-                # blocked record), the sentinel hands what is left to the pool.
-                self._sentinel.arm(batch, lambda_context)
-                self._work(batch, lambda_context)
-            else:
-                self._fan_out(batch, lambda_context)
+                # it saves. Once they prove slow after all (the budget is spent, with the
+                # overhead allowance), what is left fans out.
+                patience = INLINE_BUDGET_SECONDS + len(jobs) * _OVERHEAD_ALLOWANCE_SECONDS
+                self._work(batch, lambda_context, time.perf_counter() + patience)
+            self._fan_out(batch, lambda_context)
             if not batch.done.is_set():
                 self._wait(batch)
             if batch.given_up or batch.abandoned:
                 self.close()  # its threads may stay busy: later invocations get a fresh pool
         with batch.lock:
             results = dict(batch.results)
-        self._learn(results.values())
+        self._learn(results.values(), time.perf_counter() - started)
         return [
             results.get(job.index)
             or RecordResult(job.message, Fate.ABANDONED, None, "its thread ended abnormally")
@@ -176,9 +144,14 @@ class BatchRunner:
         if not batch.done.wait(batch.clock.seconds_to_give_up()) and not batch.done.is_set():
             batch.give_up(f"still running with less than {self._margin_ms // 2} ms left")
 
-    def _learn(self, results: Iterable[RecordResult]) -> None:
-        """Fold this batch's mean handler time into the running mean (warm invocations)."""
-        times = [r.outcome.handler_seconds for r in results if r.outcome is not None]
+    def _learn(self, results: Iterable[RecordResult], wall_seconds: float) -> None:
+        """Fold this batch's mean handler time into the running mean (warm invocations); a
+        record left running (abandoned) counts as taking the whole batch's time."""
+        times = [
+            r.outcome.handler_seconds if r.outcome is not None else wall_seconds
+            for r in results
+            if r.outcome is not None or r.fate is Fate.ABANDONED
+        ]
         if times:
             mean = sum(times) / len(times)
             self._mean = mean if self._mean is None else self._mean + _WEIGHT * (mean - self._mean)
@@ -194,16 +167,17 @@ class BatchRunner:
         for _ in range(min(self._max_threads, waiting)):
             pool.submit(self._work, batch, lambda_context)
 
-    def _work(self, batch: Batch, lambda_context: Any) -> None:
-        """Run the batch's jobs until none is left to start."""
-        while (job := batch.pull()) is not None:
+    def _work(self, batch: Batch, lambda_context: Any, until: float | None = None) -> None:
+        """Run the batch's jobs until none is left to start (or, inline, until
+        ``time.perf_counter()`` passes ``until``: the rest is then fanned out)."""
+        while (until is None or time.perf_counter() < until) and (job := batch.pull()) is not None:
             if job.preset is not None:
                 outcome = job.preset
             else:
                 on_abandon = functools.partial(self._abandoned, batch, job, lambda_context)
                 try:
                     outcome = self._process(
-                        job.message, lambda_context, on_abandon, batch.clock.limit_cap()
+                        job.message, lambda_context, on_abandon, batch.clock.limit_cap
                     )
                 except BaseException:  # a bug (the core never raises): keep the batch going
                     logger.exception(

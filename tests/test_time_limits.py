@@ -212,7 +212,7 @@ def test_lambda_caps_a_time_limit_by_the_invocation_deadline() -> None:
         }
     )
     started = time.monotonic()
-    outcome = queue.dispatcher.process(message, limit_cap=0.4)
+    outcome = queue.dispatcher.process(message, limit_cap=lambda: 0.4)
     assert outcome.verdict is Verdict.TIMED_OUT and "0.4s" in outcome.reason
     assert time.monotonic() - started < 2
 
