@@ -190,9 +190,10 @@ class Dispatcher:
             state = self.time_limits.disarm(guard)  # again: the first may have been cut short
             if state is GuardState.ABANDONED:
                 late = abandon.outcome if abandon is not None else None
-                return late or self.timed_out(message, label, guard.limit, late=True)
+                return late or self.fates.timed_out(message, label, guard.limit, late=True)
             if state is GuardState.INTERRUPTED or isinstance(err, TimeLimitExceeded):
-                return self.timed_out(message, label, guard.limit, time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                return self.fates.timed_out(message, label, guard.limit, elapsed)
         return self.fates.handled(message, label, err, time.perf_counter() - started)
 
     def _invoke(self, call: Callable[[], object], guard: Guard | None) -> BaseException | None:
@@ -212,18 +213,6 @@ class Dispatcher:
         except BaseException as err:
             return err
         return None
-
-    def timed_out(
-        self,
-        message: Message,
-        label: str,
-        limit: float,
-        elapsed: float = 0.0,
-        *,
-        late: bool = False,
-    ) -> Outcome:
-        """The outcome of a handler that ran past its time limit (and its log line)."""
-        return self.fates.timed_out(message, label, limit, elapsed, late=late)
 
     def _finish(self, result: object, guard: Guard | None) -> None:
         """Run what a handler returned if it is awaitable (within its time limit: the
@@ -285,7 +274,7 @@ class _Abandon:
         return cls(dispatcher, message, label, runtime, chain, processing)
 
     def __call__(self, guard: Guard) -> None:
-        outcome = self.dispatcher.timed_out(self.message, self.label, guard.limit)
+        outcome = self.dispatcher.fates.timed_out(self.message, self.label, guard.limit)
         logger.warning(
             "handler still running %gs after its time limit: abandoned, its thread replaced "
             "message_id=%s task=%s queue_url=%s",
