@@ -36,7 +36,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-$(LOCALSTACK_STAMP): $(LOCALSTACK_CONSTRAINTS)
+# No prerequisite: the constraints' content is in the venv's name, and a fresh clone's
+# file times would otherwise rebuild it on every run.
+$(LOCALSTACK_STAMP):
 	@test -n "$(LOCALSTACK_PYTHON)" || { echo "LocalStack needs python3.13 (pyenv install 3.13)"; exit 1; }
 	rm -rf $(LOCALSTACK_VENV)
 	$(LOCALSTACK_PYTHON) -m venv $(LOCALSTACK_VENV)
