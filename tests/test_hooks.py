@@ -184,16 +184,23 @@ def test_before_send_runs_on_every_send_path(
     assert received_tags(sqs_client, url, 8) == ["x"] * 8
 
 
+def deleting_queue(client: Any, url: str, succeeding: int) -> tuple[Queue, Deletions, list[str]]:
+    """A queue with a ``Deletions`` hook, ``succeeding`` tasks that succeed and one that
+    fails (backed off for 60 s); returns the ids of the succeeding ones."""
+    deletions = Deletions()
+    queue = Queue(url, client, min_backoff_seconds=60, hooks=[deletions])
+    queue.add_task_handler("ok", lambda context: None)
+    queue.add_task_handler("fails", lambda context: 1 / 0)
+    sent = [queue.add_task("ok")["MessageId"] for _ in range(succeeding)]
+    queue.add_task("fails")
+    return queue, deletions, sent
+
+
 def test_after_delete_follows_the_delete_in_the_worker(
     sqs_client: Any, make_queue: Callable[..., str]
 ) -> None:
     url = make_queue()
-    deletions = Deletions()
-    queue = Queue(url, sqs_client, min_backoff_seconds=60, hooks=[deletions])
-    queue.add_task_handler("ok", lambda context: None)
-    queue.add_task_handler("fails", lambda context: 1 / 0)
-    sent = [queue.add_task("ok")["MessageId"] for _ in range(5)]
-    queue.add_task("fails")
+    queue, deletions, sent = deleting_queue(sqs_client, url, succeeding=5)
     consumer = Consumer(queue, max_threads=3, max_messages=10)
     try:
         assert wait_until(lambda: len(deletions.deleted) == 5 and queue_counts(
@@ -207,12 +214,7 @@ def test_after_delete_covers_the_records_lambda_deletes(
     sqs_client: Any, make_queue: Callable[..., str]
 ) -> None:
     url = make_queue()
-    deletions = Deletions()
-    queue = Queue(url, sqs_client, min_backoff_seconds=60, hooks=[deletions])
-    queue.add_task_handler("ok", lambda context: None)
-    queue.add_task_handler("fails", lambda context: 1 / 0)
-    ok = [queue.add_task("ok")["MessageId"] for _ in range(3)]
-    queue.add_task("fails")
+    queue, deletions, ok = deleting_queue(sqs_client, url, succeeding=3)
     handler = LambdaHandler(queue, max_threads=4)
     try:
         response = handler(lambda_event(sqs_client, url, 4), LocalContext())
