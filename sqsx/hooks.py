@@ -95,7 +95,17 @@ class HookChain:
         hooks: the hooks, in the order their ``before_*`` methods run.
     """
 
-    __slots__ = ("_after", "_before", "_deleted", "_resolvers", "_senders", "hooks")
+    __slots__ = (
+        "_after",
+        "_before",
+        "_deleted",
+        "_resolvers",
+        "_senders",
+        "hooks",
+        "observes",
+        "resolves",
+        "watches_deletes",
+    )
 
     def __init__(self, hooks: Iterable[Hook] = ()) -> None:
         self.hooks: tuple[Hook, ...] = tuple(hooks)
@@ -108,6 +118,13 @@ class HookChain:
         self._after = tuple(reversed(_overriding(self.hooks, "after_process")))
         self._senders = _overriding(self.hooks, "before_send")
         self._deleted = _overriding(self.hooks, "after_delete")
+        # Read for every message: plain attributes rather than properties.
+        #: True when some hook resolves messages before decoding.
+        self.resolves = bool(self._resolvers)
+        #: True when some hook runs around processing.
+        self.observes = bool(self._before or self._after)
+        #: True when some hook wants to hear of deleted messages.
+        self.watches_deletes = bool(self._deleted)
 
     def __bool__(self) -> bool:
         return bool(self.hooks)
@@ -115,21 +132,6 @@ class HookChain:
     def plus(self, *hooks: Hook) -> HookChain:
         """This chain with ``hooks`` added at the end."""
         return HookChain((*self.hooks, *hooks))
-
-    @property
-    def resolves(self) -> bool:
-        """True when some hook resolves messages before decoding."""
-        return bool(self._resolvers)
-
-    @property
-    def observes(self) -> bool:
-        """True when some hook runs around processing."""
-        return bool(self._before or self._after)
-
-    @property
-    def watches_deletes(self) -> bool:
-        """True when some hook wants to hear of deleted messages."""
-        return bool(self._deleted)
 
     def resolve(self, message: Message) -> Message:
         """Run ``resolve_message`` through every hook; its errors propagate (the core maps

@@ -44,7 +44,7 @@ def is_fifo(queue: object) -> bool:
     return isinstance(queue, str) and queue.endswith(".fifo")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per message, and frozen costs 3x
 class Hold(Generic[T]):
     """A message held back: make it visible again in ``seconds``, unstarted."""
 

@@ -19,7 +19,7 @@ class Verdict(enum.Enum):
     TIMED_OUT = "timed_out"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per message, and frozen costs 3x
 class Outcome:
     """The fate of one message.
 

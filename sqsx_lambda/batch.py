@@ -35,7 +35,7 @@ class Fate(enum.Enum):
     ABANDONED = "abandoned"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per message, and frozen costs 3x
 class RecordResult:
     """The fate of one record.
 
@@ -71,7 +71,7 @@ class RecordResult:
         return None if self.outcome is None else self.outcome.retry_after
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per message, and frozen costs 3x
 class Job:
     """One record to run: its ``Message``, or an ``Outcome`` decided without running."""
 
@@ -132,6 +132,20 @@ class Batch:
                 if caps is not None:
                     caps.started(job.message)
             return job
+
+    def running_job(self, message: Message) -> Job | None:
+        """The running job of ``message`` (which a hook may have resolved into a new
+        object: matched by id and receipt handle)."""
+        key = (message.message_id, message.receipt_handle)
+        with self.lock:
+            return next(
+                (
+                    job
+                    for job in self.running.values()
+                    if (job.message.message_id, job.message.receipt_handle) == key
+                ),
+                None,
+            )
 
     def _allowed(self, job: Job) -> bool:
         return self.caps is None or self.caps.allowed(job.message)

@@ -215,10 +215,10 @@ class LambdaHandler:
         if self._chain.hooks != self._dispatcher.hooks.hooks + self._hooks:
             self._chain = self._dispatcher.hooks.plus(*self._hooks)  # hooks added since
         jobs = [self._job(index, record) for index, record in enumerate(records)]
-        fifo = is_fifo(self._own_url) or any(is_fifo(r.get("eventSourceARN")) for r in records)
+        urls = self._urls_for(records)
+        fifo = is_fifo(self._own_url) or any(is_fifo(url) for url in set(urls))
         with self._invocation_span(jobs):
             results = self._runner.run(jobs, context, ordered_groups=fifo)
-        urls = [self._url_for(record) for record in records]
         self._change_visibility(results, urls, context)
         log_summary(results, urls[0])
         if self._metrics is not None:
@@ -267,10 +267,19 @@ class LambdaHandler:
             )
             return Job(index, err.envelope, refused)
 
-    def _url_for(self, record: Mapping[str, Any]) -> str:
+    def _urls_for(self, records: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Each record's queue URL (an event's records share one ARN, or a few)."""
         if self._queue_url is not None:
-            return self._queue_url
-        return queue_url_for(record.get("eventSourceARN"), self._own_url)
+            return [self._queue_url] * len(records)
+        known: dict[object, str] = {}
+        urls = []
+        for record in records:
+            arn = record.get("eventSourceARN")
+            url = known.get(arn)
+            if url is None:
+                url = known[arn] = queue_url_for(arn, self._own_url)
+            urls.append(url)
+        return urls
 
     def _change_visibility(
         self, results: Sequence[RecordResult], urls: Sequence[str], context: Any

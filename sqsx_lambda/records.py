@@ -139,7 +139,9 @@ def read_record(record: Mapping[str, Any]) -> Message:
         raw = to_boto3(record)
     except ValueError as err:
         raise RecordError(str(err), envelope(record)) from err
-    return envelope(record, raw)
+    attributes = raw["Attributes"]
+    group = attributes.get("MessageGroupId")
+    return Message(raw, raw["MessageId"], raw["ReceiptHandle"], receive_count_of(attributes), group)
 
 
 def to_boto3(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -193,6 +195,15 @@ def _attribute_to_boto3(name: str, value: object) -> dict[str, Any]:
     data_type = value.get("dataType")
     if not isinstance(data_type, str) or not data_type:
         raise ValueError(f"message attribute {shown(name)} has no dataType")
+    string = value.get("stringValue")
+    if (
+        type(string) is str  # the usual attribute (a TaskName): one string, no lists
+        and string
+        and not value.get("binaryValue")
+        and not value.get("stringListValues")
+        and not value.get("binaryListValues")
+    ):
+        return {"DataType": data_type, "StringValue": string}
     converted: dict[str, Any] = {"DataType": data_type}
     for lambda_key, boto3_key in _VALUE_KEYS:
         if value.get(lambda_key):

@@ -170,11 +170,11 @@ class BatchRunner:
     def _work(self, batch: Batch, lambda_context: Any, until: float | None = None) -> None:
         """Run the batch's jobs until none is left to start (or, inline, until
         ``time.perf_counter()`` passes ``until``: the rest is then fanned out)."""
+        on_abandon = functools.partial(self._abandoned, batch, lambda_context)
         while (until is None or time.perf_counter() < until) and (job := batch.pull()) is not None:
             if job.preset is not None:
                 outcome = job.preset
             else:
-                on_abandon = functools.partial(self._abandoned, batch, job, lambda_context)
                 try:
                     outcome = self._process(
                         job.message, lambda_context, on_abandon, batch.clock.limit_cap
@@ -191,12 +191,14 @@ class BatchRunner:
             batch.finish(job, RecordResult(job.message, Fate.DONE, outcome, outcome.reason))
 
     def _abandoned(
-        self, batch: Batch, job: Job, lambda_context: Any, message: Message, outcome: Outcome
+        self, batch: Batch, lambda_context: Any, message: Message, outcome: Outcome
     ) -> None:
         """A record's handler abandoned past its time limit: it is reported with its backoff,
         and a new thread takes over the rest of the batch."""
         batch.abandoned = True
-        batch.finish(job, RecordResult(message, Fate.DONE, outcome, outcome.reason))
+        job = batch.running_job(message)
+        if job is not None:
+            batch.finish(job, RecordResult(message, Fate.DONE, outcome, outcome.reason))
         threading.Thread(
             target=self._work, args=(batch, lambda_context), name="sqsx-lambda-spare", daemon=True
         ).start()
