@@ -125,8 +125,9 @@ class Engine(Receiving):
         self._visibility_timeout = options.visibility_timeout or self._queue_visibility_timeout()
         self._keeper = VisibilityKeeper(self._client, self._url, self._visibility_timeout)
         receiver_count = self._receiver_count()
-        # Messages running, waiting and being received never exceed this.
-        self._hand_limit = options.max_threads + receiver_count * options.max_messages
+        # Messages running, waiting and being received never exceed this: one batch more
+        # than the receivers bring at once, so the next is on its way while the last waits.
+        self._hand_limit = options.max_threads + (receiver_count + 1) * options.max_messages
         self._deletes = BatchFlusher(
             "DeleteMessageBatch",
             self._delete
