@@ -47,6 +47,9 @@ class Inbox:
         self._gate = GroupGate(fifo=fifo, group_of=_group_of)
         self._caps = caps
         self._reserved = 0
+        self._room_waiters = 0  # receivers waiting on ``_room``
+        self._idle_waiters = 0  # ``wait_idle`` callers waiting on ``_room``
+        self._room_wanted = (1, 1)  # what they wait for: (count, limit) of ``reserve``
         self.running = 0
         self.closed = False
 
@@ -57,7 +60,12 @@ class Inbox:
         reserved), then reserve them; ``False`` once the inbox is closed."""
         with self._room:
             while not self.closed and self._in_hand(limit) + count > limit:
-                self._room.wait()
+                self._room_wanted = (count, limit)
+                self._room_waiters += 1
+                try:
+                    self._room.wait()
+                finally:
+                    self._room_waiters -= 1
             if self.closed:
                 return False
             self._reserved += count
@@ -69,7 +77,7 @@ class Inbox:
         queued) once the inbox is closed."""
         with self._room:
             self._reserved -= reserved
-            self._room.notify_all()
+            self._wake_room()
             if self.closed:
                 return None
             now = time.monotonic()
@@ -108,8 +116,21 @@ class Inbox:
                 self._caps.finished(message)
             if (self._gate.fifo or capped) and self._waiting:
                 self._ready.notify()  # a message of this group, or of this task, may run now
-            self._room.notify_all()
+            self._wake_room()
             return held
+
+    def _wake_room(self) -> None:
+        # Called with the lock held. Wakes as many receivers as there are whole batches of
+        # room (one finished message rarely makes one), and every waiter once idle.
+        if self._idle_waiters and not self.running and not self._waiting:
+            self._room.notify_all()  # what wait_idle waits for
+            return
+        if not self._room_waiters:
+            return
+        count, limit = self._room_wanted
+        free = limit - self._in_hand(limit)
+        if free >= count:
+            self._room.notify(free // count)
 
     # -- the engine ------------------------------------------------------------------------
 
@@ -156,5 +177,9 @@ class Inbox:
                 timeout = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
                 if timeout <= 0:
                     return False
-                self._room.wait(timeout)
+                self._idle_waiters += 1
+                try:
+                    self._room.wait(timeout)
+                finally:
+                    self._idle_waiters -= 1
             return True
