@@ -43,6 +43,9 @@ class TaskSignature:
             self._signature = None
         self._model = _kwargs_model(handler, self._signature) if self._signature else None
         self._shape = _Shape.of(self._signature) if self._signature else None
+        self._plain = (
+            _plain_types(handler, self._signature) if self._model and self._signature else None
+        )
 
     def bind(self, task_name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The kwargs to call the handler with (converted when it is typed).
@@ -61,6 +64,11 @@ class TaskSignature:
             )
         if self._model is None:
             return dict(kwargs)
+        plain = self._plain
+        if plain is not None and all(
+            plain.get(name, object) in (object, type(value)) for name, value in kwargs.items()
+        ):
+            return dict(kwargs)  # each value already has its annotated type: nothing to convert
         from pydantic import ValidationError
 
         try:
@@ -237,6 +245,23 @@ def _kwargs_model(
     name = f"{getattr(handler, '__name__', 'handler')}_kwargs"
     model: type[BaseModel] = create_model(name, __config__=config, **fields)
     return model
+
+
+#: Annotations whose values pydantic returns unchanged when they already have that exact
+#: type (``Any`` is ``object`` here).
+_PLAIN = frozenset({int, float, str, bool, dict, list, object})
+
+
+def _plain_types(
+    handler: Callable[..., Any], signature: inspect.Signature
+) -> dict[str, type] | None:
+    """Task parameter name -> annotated type, when every annotation is a plain JSON type
+    (or ``Any``): a message whose values have exactly those types needs no validation."""
+    hints = typing.get_type_hints(handler)
+    hints.pop("return", None)
+    hints.pop(next(iter(signature.parameters)), None)  # the context
+    types = {name: object if hint is Any else hint for name, hint in hints.items()}
+    return types if all(hint in _PLAIN for hint in types.values()) else None
 
 
 def _describe(err: ValidationError) -> str:

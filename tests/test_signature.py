@@ -6,7 +6,7 @@ import inspect
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sqsx.exceptions import TaskArgumentsError
@@ -51,3 +51,56 @@ def test_the_error_names_the_task_and_the_argument() -> None:
         signature_of(plain).bind("t", {"a": 1, "z": 2})
     with pytest.raises(TaskArgumentsError, match="multiple values for argument 'context'"):
         signature_of(extra).bind("t", {"a": 1, "context": 2})
+
+
+def typed(
+    context: dict[str, Any],
+    n: int,
+    s: str = "",
+    f: float = 0.0,
+    b: bool = False,
+    a: Any = None,
+    **more: Any,
+) -> None: ...
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=5,
+)
+
+
+_SLOW = type(signature_of(typed))(typed)
+_SLOW._plain = None  # pydantic for every message
+
+
+@settings(deadline=None)  # the first example builds pydantic's validators
+@given(
+    kwargs=st.dictionaries(st.sampled_from(["n", "s", "f", "b", "a", "z"]), JSON_VALUES, max_size=5)
+)
+def test_typed_kwargs_skip_validation_only_when_pydantic_would_change_nothing(
+    kwargs: dict[str, Any],
+) -> None:
+    # Given a handler with plain annotations, checked with and without the exact-type shortcut
+    fast, slow = signature_of(typed), _SLOW
+    # When both bind the same kwargs from the wire
+    outcomes: list[tuple[str, Any]] = []
+    for signature in (fast, slow):
+        try:
+            outcomes.append(("ok", signature.bind("t", {"n": 1, **kwargs})))
+        except TaskArgumentsError as err:
+            outcomes.append(("refused", str(err)))
+    # Then they agree, value for value and type for type (a bool for an int is converted)
+    assert outcomes[0] == outcomes[1]
+    if outcomes[0][0] == "ok":
+        bound = outcomes[0][1]
+        assert {k: type(v) for k, v in bound.items()} == {
+            k: type(v) for k, v in outcomes[1][1].items()
+        }
