@@ -130,6 +130,22 @@ def _worker_parser(worker: argparse.ArgumentParser) -> None:
     )
     add("--supervised-fd", type=int, default=None, help=argparse.SUPPRESS)  # set by supervisor
     add(
+        "--hard-kill-after",
+        type=_bounded(float, 0),
+        default=None,
+        metavar="SECONDS",
+        help="with --processes: restart a process whose handler still runs SECONDS after it "
+        "was abandoned past its time limit and grace (default 30)",
+    )
+    add(
+        "--kill-silent-after",
+        type=_bounded(float, 2),
+        default=None,
+        metavar="SECONDS",
+        help="with --processes: kill and restart a process that sent nothing for SECONDS "
+        "(a handler holding the GIL; default 60)",
+    )
+    add(
         "--log-format",
         choices=["text", "json"],
         default="text",
