@@ -131,7 +131,7 @@ def test_a_frozen_child_is_killed_by_the_watchdog_and_replaced(
     first, second = _starts(ledger, "stubborn")[:2]
     killed = re.findall(r"worker process \d pid=(\d+) sent nothing for ([\d.]+) s", log)
     assert [int(pid) for pid, _ in killed] == [first.pid], log[-4000:]
-    assert SILENT_AFTER < float(killed[0][1]) < SILENT_AFTER + 5
+    assert SILENT_AFTER <= float(killed[0][1]) < SILENT_AFTER + 5  # logged to 0.1 s
     assert re.search(r"died \(killed by SIGKILL after [\d.]+ s of silence\); restarting", log)
     assert len(re.findall(r"started worker process \d pid=", log)) == 3
     audit = ledger.audit([*(t["task_id"] for t in tasks), "stubborn"])
