@@ -9,6 +9,8 @@ Exit codes:
   queue, bad ``--kwargs``);
 - 128 + the signal's number (130 for SIGINT, 143 for SIGTERM): a worker stopped by a
   second signal without waiting for its running handlers.
+- 75: only between a child of ``worker --processes N`` and its supervisor, which restarts
+  it: a handler ran past its hard deadline (``sqsx.cli.overrun``).
 
 Only this package imports ``rich`` (lazily, for the progress bar) and ``sqsx.local``.
 """

@@ -93,6 +93,7 @@ class OverrunWatch:
         self._thread.start()
 
     def close(self) -> None:
+        """Stop watching (and wait for the thread)."""
         self._done.set()
         if self._thread is not None:
             self._thread.join(5)
@@ -130,7 +131,7 @@ class OverrunWatch:
         }
 
     def _loop(self) -> None:
-        while not self._done.wait(min(_CHECK_SECONDS, max(self._after / 4, 0.05))):
+        while not self._done.wait(_CHECK_SECONDS):
             try:
                 if self.check():
                     return
@@ -138,9 +139,8 @@ class OverrunWatch:
                 logger.exception("checking abandoned handlers failed queue_url=%s", self._url)
 
     def ending(self) -> str:
-        """The summary's ending for a tripped watch."""
-        assert self.tripped is not None
-        return f"stopped: a handler ignored its time limit ({describe_overrun(self.tripped)})"
+        """The summary's ending, once tripped."""
+        return f"stopped: a handler ignored its time limit ({describe_overrun(self.tripped or {})})"
 
 
 def exit_now(code: int) -> None:

@@ -32,6 +32,17 @@ def _send(sqs_client: Any, url: str, mode: str) -> list[dict[str, Any]]:
     return tasks
 
 
+def _drain(fleets: Any, tmp_path: Path, endpoint_url: str, url: str, *extra: str) -> Any:
+    """A draining fleet of two processes x two threads on ``url`` with ``extra`` options,
+    run to its end: its exit code, its log and the ledger."""
+    fleet = fleets(
+        tmp_path, endpoint_url, url, "--processes", "2", "--threads", "2", "--drain", *extra,
+        app="overrun_app:make_queue",
+    )  # fmt: skip
+    code = fleet.wait(120)
+    return code, fleet.log(), Ledger.load(fleet.record)
+
+
 def _starts(ledger: Ledger, task_id: str) -> list[Call]:
     return sorted(
         (c for c in ledger.calls if c.task_id == task_id and c.event == "start"),
@@ -55,18 +66,14 @@ def test_a_handler_that_ignores_its_time_limit_gets_its_process_restarted(
     tasks = _send(sqs_client, url, mode)
 
     # When a draining fleet of two processes runs them with a 1 s --hard-kill-after
-    fleet = fleets(
-        tmp_path, endpoint_url, url, "--processes", "2", "--threads", "2", "--drain",
-        "--stop-timeout", "10", "--hard-kill-after", str(HARD_KILL_AFTER),
-        app="overrun_app:make_queue",
+    code, log, ledger = _drain(
+        fleets, tmp_path, endpoint_url, url, "--stop-timeout", "10",
+        "--hard-kill-after", str(HARD_KILL_AFTER),
     )  # fmt: skip
-    code = fleet.wait(120)
-    log = fleet.log()
 
     # Then the fleet drained the queue (exit 0) and every task finished, the stubborn one
     # on its second delivery
     assert code == 0, log[-4000:]
-    ledger = Ledger.load(fleet.record)
     audit = ledger.audit([*(t["task_id"] for t in tasks), "stubborn"])
     assert audit.unfinished == frozenset(), log[-4000:]
     assert queue_counts(sqs_client, url) == (0, 0, 0)
@@ -116,18 +123,14 @@ def test_a_frozen_child_is_killed_by_the_watchdog_and_replaced(
     url = make_queue("frozen", VisibilityTimeout=5)
     tasks = _send(sqs_client, url, mode)
 
-    # When a draining fleet of two processes runs them with a 3 s --kill-silent-after
-    fleet = fleets(
-        tmp_path, endpoint_url, url, "--processes", "2", "--threads", "2", "--drain",
-        "--kill-silent-after", str(SILENT_AFTER), app="overrun_app:make_queue",
-    )  # fmt: skip
-    code = fleet.wait(120)
-    log = fleet.log()
+    # When a draining fleet of two processes runs them with a 4 s --kill-silent-after
+    code, log, ledger = _drain(
+        fleets, tmp_path, endpoint_url, url, "--kill-silent-after", str(SILENT_AFTER)
+    )
 
     # Then the supervisor killed the silent child (the one that ran the task) and
     # restarted it, and the fleet drained the queue: every task finished
     assert code == 0, log[-4000:]
-    ledger = Ledger.load(fleet.record)
     first, second = _starts(ledger, "stubborn")[:2]
     killed = re.findall(r"worker process \d pid=(\d+) sent nothing for ([\d.]+) s", log)
     assert [int(pid) for pid, _ in killed] == [first.pid], log[-4000:]
