@@ -9,7 +9,8 @@ mode)`` has a 1 s time limit and, on its first delivery only, will not stop (``m
 - ``freeze``: stops its own process with SIGSTOP (no thread of it runs again);
 - ``hold-gil``: a C call that holds the GIL (libc ``sleep`` through ``ctypes.PyDLL``).
 
-Each loop gives up after two minutes, so a runaway never outlives a failed test for long.
+The loops and the C call give up after two minutes (a stopped process waits for the
+test's teardown to kill it), so a runaway never outlives a failed test for long.
 Later deliveries return at once. Both record ``start`` and ``finish`` lines in the ledger
 file named by ``SQSX_TEST_RECORD``. The backoff is 4 s flat, so a timed-out message is
 visible again 4 s after its handler was abandoned.
