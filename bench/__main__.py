@@ -2,8 +2,8 @@
 
 Options:
     --quick       smaller queues and fewer repeats (a smoke run, minutes -> seconds)
-    --only NAMES  comma-separated subset of polling, lambda, coldstart, payloads, processes
-                  (print only)
+    --only NAMES  comma-separated subset of polling, lambda, coldstart, payloads, processes,
+                  caps (print only)
     --no-write    print only: leave BENCHMARKS.md, bench/*.json and the PNG alone
 """
 
@@ -17,11 +17,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import boto3_cost, coldstart, lambda_fanout, payloads, polling, processes, report
+from bench import (
+    boto3_cost,
+    caps,
+    coldstart,
+    lambda_fanout,
+    payloads,
+    polling,
+    processes,
+    report,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-_PARTS = ("polling", "lambda", "coldstart", "payloads", "processes")
+_PARTS = ("polling", "lambda", "coldstart", "payloads", "processes", "caps")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         results["payloads"] = [r.as_dict() for r in big]
     if "processes" in parts:
         rows.append(_processes(args.quick, results))
+    if "caps" in parts:
+        capped = []
+        for scenario in caps.scenarios(args.quick):
+            _progress(f"concurrency caps: {scenario.name}")
+            capped.append(caps.run(scenario))
+        rows += [caps.row(result) for result in capped]
+        results["caps"] = [result.as_dict() for result in capped]
 
     where = report.machine(load_before)
     if "boto3_cpu_ms_per_call" in results:

@@ -274,6 +274,7 @@ class _Abandon:
         return cls(dispatcher, message, label, runtime, chain, processing)
 
     def __call__(self, guard: Guard) -> None:
+        guard.message_id, guard.task = self.message.message_id, self.label  # for overrun lines
         outcome = self.dispatcher.fates.timed_out(self.message, self.label, guard.limit)
         logger.warning(
             "handler still running %gs after its time limit: abandoned, its thread replaced "

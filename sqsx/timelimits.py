@@ -8,7 +8,10 @@ does). It lands at the next bytecode the thread runs, so it stops Python code (l
 that call returns. A handler that has not returned ``grace_seconds`` after its limit
 (still blocked, or one that caught the exception and carried on) is abandoned: its
 message gets its backoff at once and the runtime replaces its thread, so the worker keeps
-its full thread count. Whatever the abandoned thread does later is ignored.
+its full thread count. Whatever the abandoned thread does later is ignored by the
+worker; ``TimeLimits.overrunning`` lists the abandoned handlers that still run, which is
+how ``sqsx worker --processes N`` ends a child that has one past its hard deadline
+(``sqsx.cli.overrun``).
 
 One ticker thread per ``TimeLimits``, started on first use, wakes at the next deadline.
 """
@@ -74,13 +77,19 @@ class Guard:
     Attributes:
         limit: the limit in seconds.
         on_abandon: called (in the ticker thread) if the handler is abandoned.
+        message_id: the message's id, for log lines (set by ``on_abandon``).
+        task: the task's name, for log lines (set by ``on_abandon``).
+        abandoned_at: when it was abandoned (``time.monotonic()``; 0 until then).
     """
 
     limit: float
     on_abandon: Callable[[Guard], None]
+    message_id: str = ""
+    task: str = ""
     thread_id: int = field(default_factory=threading.get_ident)
     deadline: float = 0.0
     state: GuardState = GuardState.RUNNING
+    abandoned_at: float = 0.0
 
 
 class TimeLimits:
@@ -94,6 +103,7 @@ class TimeLimits:
         self.grace_seconds = grace_seconds
         self._lock = threading.Condition()
         self._guards: set[Guard] = set()
+        self._abandoned: set[Guard] = set()  # abandoned, and their handler not yet returned
         self._ticker: threading.Thread | None = None
 
     def arm(self, limit: float, on_abandon: Callable[[Guard], None]) -> Guard:
@@ -115,12 +125,21 @@ class TimeLimits:
         returns what happened to it. A stop exception not yet delivered is withdrawn."""
         with self._lock:
             self._guards.discard(guard)
+            self._abandoned.discard(guard)
             state = guard.state
             if state is not GuardState.RUNNING and state is not GuardState.DONE:
                 _raise_in(guard.thread_id, None)  # if not yet raised: no longer wanted
             if state is not GuardState.ABANDONED:
                 guard.state = GuardState.DONE
             return state
+
+    def overrunning(self, seconds: float) -> list[Guard]:
+        """The handlers abandoned at least ``seconds`` ago that have still not returned
+        (oldest first)."""
+        now = time.monotonic()
+        with self._lock:
+            late = [g for g in self._abandoned if now - g.abandoned_at >= seconds]
+        return sorted(late, key=lambda g: g.abandoned_at)
 
     def _tick(self) -> None:
         while True:
@@ -136,7 +155,9 @@ class TimeLimits:
                         and now >= guard.deadline + self.grace_seconds
                     ):
                         guard.state = GuardState.ABANDONED
+                        guard.abandoned_at = now
                         abandoned.append(guard)
+                        self._abandoned.add(guard)
                 self._guards.difference_update(abandoned)
                 wake = [
                     g.deadline + (self.grace_seconds if g.state is GuardState.INTERRUPTED else 0)

@@ -9,6 +9,8 @@ Exit codes:
   queue, bad ``--kwargs``);
 - 128 + the signal's number (130 for SIGINT, 143 for SIGTERM): a worker stopped by a
   second signal without waiting for its running handlers.
+- 75: only between a child of ``worker --processes N`` and its supervisor, which restarts
+  it: a handler ran past its hard deadline (``sqsx.cli.overrun``).
 
 Only this package imports ``rich`` (lazily, for the progress bar) and ``sqsx.local``.
 """
@@ -129,6 +131,22 @@ def _worker_parser(worker: argparse.ArgumentParser) -> None:
         help="seconds between progress lines; 0 shows no progress (default 5)",
     )
     add("--supervised-fd", type=int, default=None, help=argparse.SUPPRESS)  # set by supervisor
+    add(
+        "--hard-kill-after",
+        type=_bounded(float, 0),
+        default=None,
+        metavar="SECONDS",
+        help="with --processes: restart a process whose handler still runs SECONDS after it "
+        "was abandoned past its time limit and grace (default 30)",
+    )
+    add(
+        "--kill-silent-after",
+        type=_bounded(float, 2),
+        default=None,
+        metavar="SECONDS",
+        help="with --processes: kill and restart a process that sent nothing for SECONDS "
+        "(a handler holding the GIL; default 60)",
+    )
     add(
         "--log-format",
         choices=["text", "json"],

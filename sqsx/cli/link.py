@@ -3,14 +3,19 @@
 The child writes JSON lines, one object each with a ``kind``: ``ready`` once it consumes
 (``url``, ``on_queue``, ``limits`` for the supervisor's startup line), ``stats`` every half
 second and ``final`` at exit (``ending``, ``code``), the last two with its ``StatsSnapshot``
-as ``stats``. The supervisor never writes: the child only watches for its end to close,
-which means the supervisor is gone and the child should stop.
+as ``stats``; ``overrun`` when a handler ran past its hard deadline (``sqsx.cli.overrun``).
+Every line is also a heartbeat: the supervisor kills a child that sends nothing for
+``--kill-silent-after`` seconds (``sqsx.cli.watchdog``), so a ``stats`` line (or, if the
+counters cannot be read, a ``beat``) goes out every half second. The supervisor never
+writes: the child only watches for its end to close, which means the supervisor is gone and
+the child should stop.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import socket
 import threading
 from collections.abc import Callable
@@ -21,6 +26,8 @@ from sqsx.stats import StatsSnapshot
 __all__ = ["REPORT_SECONDS", "SupervisorLink"]
 
 REPORT_SECONDS = 0.5
+
+logger = logging.getLogger(__name__)
 
 
 class SupervisorLink:
@@ -67,7 +74,11 @@ class SupervisorLink:
 
         def loop() -> None:
             while not done.wait(REPORT_SECONDS):
-                self.report("stats", stats())
+                try:
+                    self.report("stats", stats())
+                except Exception:  # the heartbeat must go on: the watchdog counts on it
+                    logger.exception("could not read the counters for the supervisor")
+                    self.send("beat")
 
         thread = threading.Thread(target=loop, name="sqsx-supervisor-report", daemon=True)
         thread.start()

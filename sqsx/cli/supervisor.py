@@ -19,9 +19,11 @@ Fates of a child that exits, while no stop was asked:
 - exit 0 (``--drain``, ``--max-messages-total``, ``--exit-when-idle``): done, not restarted;
 - exit 1 or 2 (SQS refused the queue; ``MODULE:ATTR`` does not import): the cause is not in
   the child, so the supervisor stops the others and exits with that code;
-- anything else (a signal, a crash): restarted after a capped backoff (0.5 s doubling to
-  30 s, reset once a child ran for a minute); after 5 children in a row died before they
-  started consuming, the supervisor gives up with exit code 2.
+- exit 75: a handler ran past its hard deadline (``sqsx.cli.overrun``): restarted at once;
+- anything else (a signal, a crash, a kill by ``sqsx.cli.watchdog`` for a child gone
+  silent): restarted after a capped backoff (0.5 s doubling to 30 s, reset once a child
+  ran for a minute); after 5 children in a row died before they started consuming, the
+  supervisor gives up with exit code 2.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sqsx.cli.overrun import EXIT_IGNORED_LIMIT, describe_overrun
 from sqsx.cli.progress import describe_stop
+from sqsx.cli.watchdog import DEFAULT_KILL_SILENT_AFTER, Liveness
 from sqsx.stats import StatsSnapshot
 from sqsx.stopping import StopRequests
 
@@ -53,6 +57,7 @@ _BACKOFF_FIRST, _BACKOFF_CAP = 0.5, 30.0
 _STABLE_SECONDS = 60.0
 _START_FAILURES_LIMIT = 5
 _FATAL_CODES = (1, 2)
+_SUPERVISOR_ONLY = ("help", "processes", "max_messages_total", "supervised_fd", "kill_silent_after")
 
 
 class _Child:
@@ -66,6 +71,8 @@ class _Child:
         self.ready: dict[str, Any] | None = None
         self.seen_ready = False
         self.final: dict[str, Any] | None = None
+        self.overrun: dict[str, Any] | None = None
+        self.liveness = Liveness()
         self.latest: StatsSnapshot | None = None
         self.retired: list[StatsSnapshot] = []  # the last counters of dead predecessors
         self.restart_at: float | None = None
@@ -76,7 +83,8 @@ class _Child:
     def start(self, argv: list[str]) -> int:
         """Start a process for this slot; returns its pid."""
         parent, child = socket.socketpair()
-        self.ready = self.final = self.latest = None
+        self.ready = self.final = self.latest = self.overrun = None
+        self.liveness.reset()
         self.seen_ready = False
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(
@@ -95,6 +103,7 @@ class _Child:
                 try:
                     message = json.loads(line)
                     stats = message.get("stats")
+                    self.liveness.heard(message["kind"])
                     with self._lock:
                         if stats is not None:
                             self.latest = StatsSnapshot(**stats)
@@ -102,6 +111,8 @@ class _Child:
                             self.ready = message
                         elif message["kind"] == "final":
                             self.final = message
+                        elif message["kind"] == "overrun":
+                            self.overrun = message
                 except (ValueError, TypeError, KeyError):
                     logger.warning("worker process %d sent an unreadable line", self.index)
 
@@ -124,6 +135,9 @@ class Fleet:
 
     ``stats()`` is what progress lines and the summary show; ``snapshots()`` gives each
     child's own counters (the seam for a metrics exporter)."""
+
+    #: Seconds a consuming child may stay silent before it is killed (``sqsx.cli.watchdog``).
+    kill_silent_after = DEFAULT_KILL_SILENT_AFTER
 
     def __init__(self, argv: list[str], processes: int, max_total: int | None) -> None:
         self._argv = argv
@@ -160,6 +174,7 @@ def sum_snapshots(snapshots: list[StatsSnapshot], elapsed: float) -> StatsSnapsh
         retried=sum(s.retried for s in snapshots),
         no_retry=sum(s.no_retry for s in snapshots),
         unprocessable=sum(s.unprocessable for s in snapshots),
+        timed_out=sum(s.timed_out for s in snapshots),
         released=sum(s.released for s in snapshots),
         in_flight=sum(s.in_flight for s in snapshots),
         elapsed=elapsed,
@@ -175,7 +190,7 @@ def child_argv(parser: argparse.ArgumentParser, args: argparse.Namespace) -> lis
     child's share)."""
     argv = [sys.executable, "-m", "sqsx", "worker"]
     for action in parser._actions:  # argparse has no public list of a parser's options
-        if action.dest in ("help", "processes", "max_messages_total", "supervised_fd"):
+        if action.dest in _SUPERVISOR_ONLY:
             continue
         value = getattr(args, action.dest, None)
         if not action.option_strings:
@@ -249,6 +264,8 @@ def _tend(child: _Child, fleet: Fleet, *, stopping: bool) -> str:
         return ""
     now = time.monotonic()
     if child.process is None or child.process.poll() is None:
+        if child.process is not None:
+            child.liveness.check(child.index, child.process.pid, fleet.kill_silent_after, now)
         if child.restart_at is not None and now >= child.restart_at:
             if stopping:
                 child.done = True
@@ -276,13 +293,22 @@ def _tend(child: _Child, fleet: Fleet, *, stopping: bool) -> str:
     if child.share is not None and child.processed() >= child.share:
         child.done = True
         return ""
+    if code == EXIT_IGNORED_LIMIT:
+        logger.warning(
+            "worker process %d restarted: a handler ignored its time limit (%s)",
+            child.index,
+            describe_overrun(child.overrun or {}),
+        )
+        child.restart_at = now
+        return ""
     delay = min(_BACKOFF_FIRST * 2**child.crashes, _BACKOFF_CAP)
     child.crashes += 1
     child.restart_at = now + delay
     logger.warning(
-        "worker process %d died (%s)%s; restarting it in %.1f s",
+        "worker process %d died (%s%s)%s; restarting it in %.1f s",
         child.index,
         _describe_exit(code),
+        child.liveness.why(),
         "" if was_ready else " before it started consuming",
         delay,
     )

@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sqsx.cli.link import SupervisorLink
 from sqsx.cli.observe import json_formatter, line_logger, log_say, observe, refuse_fleet_metrics
+from sqsx.cli.overrun import DEFAULT_HARD_KILL_AFTER, EXIT_IGNORED_LIMIT, OverrunWatch, exit_now
 from sqsx.cli.progress import (
     CounterLines,
     Reporter,
@@ -22,6 +23,7 @@ from sqsx.cli.progress import (
 )
 from sqsx.cli.supervisor import Fleet, child_argv, supervise
 from sqsx.cli.target import CommandFailed, UsageError, load_queue, with_overrides
+from sqsx.cli.watchdog import refuse_without_fleet
 from sqsx.exceptions import QueueUnavailableError
 from sqsx.options import ConsumeOptions
 from sqsx.queue import BaseQueue
@@ -45,6 +47,7 @@ def run_worker(args: argparse.Namespace) -> int:
     json_logs = getattr(args, "log_format", "text") == "json"
     configure_logging(args.log_level, json_logs=json_logs)
     refuse_fleet_metrics(args)
+    refuse_without_fleet(args)
     if args.processes > 1:
         return _run_fleet(args)
     queue = with_overrides(
@@ -77,11 +80,12 @@ def _run_one(
     on_queue = _depth_line(queue, drain=args.drain)
     limits = (", stopping once drained" if args.drain else "") + _job_limits(args)
     link = SupervisorLink(args.supervised_fd) if args.supervised_fd is not None else None
-    reporter = None
+    reporter = overrun = None
     if link is not None:  # a child of --processes N: the supervisor speaks for it
         link.watch(queue.exit_gracefully)  # stop when the supervisor goes away
         link.send("ready", url=queue.url, on_queue=on_queue, limits=limits)
         stop_reporting = link.report_every(queue.stats)
+        overrun = _watch_overruns(queue, link, args.hard_kill_after)
     else:
         tell(
             f"sqsx worker: {queue.url}, {on_queue}, "
@@ -101,9 +105,14 @@ def _run_one(
         ending = _limit_ending(args, snapshot.received) or ending
     if failure is not None:
         ending, code = f"stopped: {failure}", 1
-    if link is not None:
+    if link is not None and overrun is not None:
         stop_reporting()
+        overrun.close()
+        if overrun.tripped and failure is None:
+            ending, code = overrun.ending(), EXIT_IGNORED_LIMIT
         link.report("final", snapshot, ending=ending, code=code)
+        if overrun.tripped:  # its runaway handler could hold the interpreter's exit
+            exit_now(code)
     else:
         tell(format_summary(snapshot, time.monotonic() - started, ending))
         if queue.forced_stop and snapshot.in_flight:
@@ -112,6 +121,21 @@ def _run_one(
                 "reappear once their visibility timeout ends"
             )
     return code
+
+
+def _watch_overruns(
+    queue: BaseQueue, link: SupervisorLink, hard_kill_after: float | None
+) -> OverrunWatch:
+    """Watch a supervised child's abandoned handlers (``sqsx.cli.overrun``)."""
+    watch = OverrunWatch(
+        queue.dispatcher.time_limits,
+        link,
+        queue.exit_gracefully,
+        hard_kill_after=DEFAULT_HARD_KILL_AFTER if hard_kill_after is None else hard_kill_after,
+        queue_url=queue.url,
+    )
+    watch.start()
+    return watch
 
 
 def _depth_line(queue: BaseQueue, *, drain: bool) -> str:
@@ -156,6 +180,8 @@ def _run_fleet(args: argparse.Namespace) -> int:
             f"--processes ({args.processes}): each process takes its share"
         )
     fleet = Fleet(child_argv(args.worker_parser, args), args.processes, args.max_messages_total)
+    if args.kill_silent_after is not None:
+        fleet.kill_silent_after = args.kill_silent_after
     reporter = CounterLines(fleet, args.progress_interval, sys.stderr)
     started = time.monotonic()
     start = reporter.start if args.progress_interval > 0 else lambda: None

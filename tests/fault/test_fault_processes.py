@@ -24,11 +24,17 @@ ROOT = FAULT.parents[1]
 
 
 class Fleet:
-    """``sqsx worker fleet_app:make_queue --processes N`` in the background; its stderr goes
-    to a file."""
+    """``sqsx worker APP --processes N`` (``fleet_app:make_queue`` unless ``app`` says
+    otherwise) in the background; its stderr goes to a file."""
 
     def __init__(
-        self, tmp_path: Path, endpoint_url: str, queue_url: str, *extra: str, name: str = "fleet"
+        self,
+        tmp_path: Path,
+        endpoint_url: str,
+        queue_url: str,
+        *extra: str,
+        name: str = "fleet",
+        app: str = "fleet_app:make_queue",
     ) -> None:
         self.record = tmp_path / "calls.txt"
         self.log_path = tmp_path / f"{name}.log"
@@ -41,7 +47,7 @@ class Fleet:
                 "-m",
                 "sqsx",
                 "worker",
-                "fleet_app:make_queue",
+                app,
                 "--app-dir",
                 str(FAULT),
                 "--queue-url",
