@@ -32,14 +32,7 @@ from sqsx.registry import HandlerRegistry
 from sqsx.signature import signature_of
 from sqsx.timelimits import Guard, GuardState, TimeLimits
 
-__all__ = [
-    "Dispatcher",
-    "Outcome",
-    "PoisonPolicy",
-    "RawDispatcher",
-    "TaskDispatcher",
-    "Verdict",
-]
+__all__ = ["Dispatcher", "Outcome", "PoisonPolicy", "RawDispatcher", "TaskDispatcher", "Verdict"]
 
 logger = logging.getLogger("sqsx.dispatch")
 
