@@ -169,7 +169,7 @@ def to_boto3(record: Mapping[str, Any]) -> dict[str, Any]:
         "ReceiptHandle": handle,
         "MD5OfBody": record.get("md5OfBody") or "",
         "Body": body,
-        "Attributes": {str(key): str(value) for key, value in attributes.items()},
+        "Attributes": _strings(attributes),
     }
     md5_of_attributes = record.get("md5OfMessageAttributes")
     if md5_of_attributes:
@@ -187,6 +187,15 @@ def to_boto3(record: Mapping[str, Any]) -> dict[str, Any]:
             for name, value in message_attributes.items()
         }
     return message
+
+
+def _strings(attributes: Mapping[Any, Any]) -> dict[str, str]:
+    """System attributes as boto3 gives them: strings (Lambda's already are)."""
+    copied = dict(attributes)
+    for key, value in copied.items():
+        if type(value) is not str or type(key) is not str:
+            return {str(key): str(value) for key, value in attributes.items()}
+    return copied
 
 
 def _attribute_to_boto3(name: str, value: object) -> dict[str, Any]:
