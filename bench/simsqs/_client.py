@@ -275,7 +275,11 @@ class SimulatedSqs(QueueOperations):
                 "ApproximateReceiveCount": str(receive_count),
                 "ApproximateFirstReceiveTimestamp": str(message.first_receive_ms),
             }
-            messages.append(wire.render_message(base, message.attributes, values, system, wanted))
+            messages.append(
+                wire.render_message(
+                    base, message.attributes, values, system, wanted, message.attributes_md5
+                )
+            )
         return {"Messages": messages} if messages else {}
 
     def _delete_message(self, params: Params) -> Params:
@@ -313,6 +317,6 @@ class SimulatedSqs(QueueOperations):
 def _sent(message: Message) -> Params:
     fields: Params = {"MD5OfMessageBody": message.md5}
     if message.attributes:
-        fields["MD5OfMessageAttributes"] = wire.attributes_md5(message.attributes)
+        fields["MD5OfMessageAttributes"] = message.attributes_md5
     fields["MessageId"] = message.message_id
     return fields

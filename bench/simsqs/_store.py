@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import threading
 import time
 import uuid
@@ -14,12 +15,18 @@ from bench.simsqs._wire import (
     MAX_DELAY_SECONDS,
     MAX_VISIBILITY_SECONDS,
     QUEUE_DEFAULTS,
+    attributes_md5,
     bad_handle,
     body_md5,
     invalid,
     message_bytes,
     out_of_range,
 )
+
+# Receipt handles: unique per receive; a counter after a random prefix costs no urandom call
+# per message (the simulator's CPU competes with the client's for one GIL in the benchmarks).
+_HANDLE_PREFIX = uuid.uuid4().hex[:12]
+_HANDLE_NUMBERS = itertools.count()
 
 # message states; _GONE: deleted, dead-lettered, or not yet counted
 _READY, _IN_FLIGHT, _DELAYED, _GONE = range(4)
@@ -68,6 +75,7 @@ class Message:
 
     __slots__ = (
         "attributes",
+        "attributes_md5",
         "body",
         "first_receive_ms",
         "handle",
@@ -86,6 +94,8 @@ class Message:
         self.body = body
         self.attributes = attributes
         self.md5 = body_md5(body)
+        # computed once, as SQS does on SendMessage (a receive of every attribute reuses it)
+        self.attributes_md5 = attributes_md5(attributes) if attributes else None
         self.sent_ms = sent_ms
         self.seq = 0
         self.receive_count = 0
@@ -278,7 +288,7 @@ class SimQueue:
             message.received_at = now
             if not message.first_receive_ms:
                 message.first_receive_ms = int(time.time() * 1000)
-            message.handle = f"{message.message_id}#{uuid.uuid4().hex}"
+            message.handle = f"{message.message_id}#{_HANDLE_PREFIX}{next(_HANDLE_NUMBERS):x}"
             self._handles[message.handle] = message.message_id
             self._move(message, _IN_FLIGHT, now + visibility)
             self._deliveries += 1

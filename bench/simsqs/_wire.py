@@ -270,10 +270,12 @@ def render_message(
     system_values: Mapping[str, str],
     system: Collection[str],
     wanted: Collection[str],
+    all_md5: str | None = None,
 ) -> dict[str, Any]:
     """A message in ReceiveMessage's shape: ``base`` (id, handle, body, checksum) plus the
     system attributes in ``system`` and the message attributes in ``wanted`` (``All``,
-    names, or ``prefix.*``)."""
+    names, or ``prefix.*``); ``all_md5`` is the checksum of all of ``attributes``, if
+    known."""
     if system:
         every = "All" in system
         base["Attributes"] = {
@@ -288,6 +290,7 @@ def render_message(
             if every or name in wanted or (prefixes and name.startswith(prefixes))
         }
         if chosen:
-            base["MD5OfMessageAttributes"] = attributes_md5(chosen)
+            every_one = all_md5 is not None and len(chosen) == len(attributes)
+            base["MD5OfMessageAttributes"] = all_md5 if every_one else attributes_md5(chosen)
             base["MessageAttributes"] = chosen
     return base
