@@ -37,7 +37,8 @@ class LambdaScenario:
 
     @property
     def name(self) -> str:
-        who = f"sqsx {self.threads} thr" if self.runner == "sqsx" else "Powertools"
+        threads = f"{self.threads} thr" if self.threads else "default thr"
+        who = f"sqsx {threads}" if self.runner == "sqsx" else "Powertools"
         return f"lambda {self.records} rec x {self.handler_ms:g} ms, {who}"
 
     @property
@@ -129,7 +130,7 @@ def _sqsx_invoker(
 
     queue = Queue(url=url, sqs_client=sqs)
     queue.add_task_handler(TASK, lambda context, **kwargs: work(**kwargs))
-    handler = LambdaHandler(queue, max_threads=threads)
+    handler = LambdaHandler(queue, max_threads=threads or None)  # 0: the default
     return lambda event: dict(handler(event, _Context()))
 
 
@@ -179,14 +180,14 @@ def run(scenario: LambdaScenario, sqs: SimulatedSqs, url: str, event: dict[str, 
 
 
 def scenarios(quick: bool = False) -> list[LambdaScenario]:
-    """The published set: 10 and 100 records, 100 ms and no-op handlers; sqsx at 1, 10 and
-    32 threads and Powertools."""
+    """The published set: 10 and 100 records, 100 ms, 1 ms and no-op handlers; sqsx at its
+    default thread count (``threads`` 0), 1, 10 and 32 threads, and Powertools."""
     result = []
-    for handler_ms in (100.0, 0.0):
+    for handler_ms in (100.0, 1.0, 0.0):
         for records in (10, 100):
-            if quick and handler_ms and records == 100:
+            if quick and handler_ms == 100 and records == 100:
                 continue
-            result += [LambdaScenario("sqsx", t, records, handler_ms) for t in (1, 10, 32)]
+            result += [LambdaScenario("sqsx", t, records, handler_ms) for t in (0, 1, 10, 32)]
             result.append(LambdaScenario("powertools", 1, records, handler_ms))
     return result
 

@@ -14,10 +14,9 @@ from bench.coldstart import ImportResult
 from bench.lambda_fanout import LambdaResult
 from bench.polling import PollingResult
 
-MAX_CALLS_PER_1000 = 250
-MIN_BOUND_RATIO = 0.90
-MAX_LAMBDA_MS = 150.0
-MAX_NOOP_US = 20.0
+MAX_CALLS_PER_1000 = 210
+#: threads -> the least share of the bound a 10 ms handler must keep.
+_BOUND_GOALS = {1: 0.95, 10: 0.95, 32: 0.90}
 MAX_IMPORT_MS = 50.0
 _OPS = {
     "ReceiveMessage": "R",
@@ -86,9 +85,10 @@ def polling_row(result: PollingResult, boto3_ms_per_call: float | None = None) -
         )
     ]
     target = f"<= {MAX_CALLS_PER_1000} calls/1k"
-    if scenario.handler_ms == 10 and scenario.threads in (10, 32):
-        checks.append((result.ratio >= MIN_BOUND_RATIO, f"{result.ratio:.0%} of bound"))
-        target = f">= {MIN_BOUND_RATIO:.0%} of bound; " + target
+    least = _BOUND_GOALS.get(scenario.threads) if scenario.handler_ms == 10 else None
+    if least is not None:
+        checks.append((result.ratio >= least, f"{result.ratio:.0%} of bound"))
+        target = f">= {least:.0%} of bound; " + target
     checks.append((result.lost == 0 and result.duplicates == 0, "lost or duplicate messages"))
     checks.append((not result.error, f"run failed ({result.error})"))
     return Row(
@@ -109,6 +109,12 @@ def polling_row(result: PollingResult, boto3_ms_per_call: float | None = None) -
     )
 
 
+#: (records, handler ms) -> the most sqsx's time may be of Powertools' in the same run:
+#: no more for no-op handlers, 5x faster with 1 ms ones at 100 records, 9x with 100 ms
+#: ones at 10 records.
+_LAMBDA_GOALS = {(10, 0.0): 1.0, (100, 0.0): 1.0, (100, 1.0): 0.2, (10, 100.0): 1 / 9}
+
+
 def lambda_rows(results: Sequence[LambdaResult]) -> list[Row]:
     powertools = {
         (r.scenario.records, r.scenario.handler_ms): r
@@ -119,19 +125,16 @@ def lambda_rows(results: Sequence[LambdaResult]) -> list[Row]:
     for result in results:
         s = result.scenario
         target, checks = "", []
-        if s.runner == "sqsx" and s.handler_ms == 100 and s.records == 10 and s.threads == 10:
-            target = f"<= {MAX_LAMBDA_MS:.0f} ms/invocation"
-            checks = [
-                (result.ms_per_invocation <= MAX_LAMBDA_MS, f"{result.ms_per_invocation:.0f} ms")
-            ]
-        if s.runner == "sqsx" and not s.handler_ms:
-            target = f"<= {MAX_NOOP_US:.0f} us/record"
-            checks = [(result.us_per_record <= MAX_NOOP_US, f"{result.us_per_record:.1f} us")]
         incumbent = powertools.get((s.records, s.handler_ms))
         reference = ""
         if s.runner == "sqsx" and incumbent is not None:
             ratio = result.ms_per_invocation / incumbent.ms_per_invocation
             reference = f"Powertools {incumbent.ms_per_invocation:,.2f} ms; sqsx/PT {ratio:.2f}"
+            # the Lambda targets, at the default thread count (issue "Performance")
+            goal = _LAMBDA_GOALS.get((s.records, s.handler_ms)) if not s.threads else None
+            if goal is not None:
+                target = f"sqsx/PT <= {goal:.2f}"
+                checks = [(ratio <= goal, f"sqsx/PT {ratio:.2f}")]
         rows.append(
             Row(
                 scenario=s.name,

@@ -217,8 +217,15 @@ class Clock:
 def log_summary(results: Sequence[RecordResult], url: str) -> None:
     """Log what became of an invocation's records: the skipped and the abandoned (WARNING),
     and one INFO summary line."""
-    skipped = [r.message.message_id for r in results if r.fate is Fate.SKIPPED]
-    abandoned = [r.message.message_id for r in results if r.fate is Fate.ABANDONED]
+    skipped: list[str] = []
+    abandoned: list[str] = []
+    reported = 0
+    for r in results:
+        if r.fate is Fate.SKIPPED:
+            skipped.append(r.message.message_id)
+        elif r.fate is Fate.ABANDONED:
+            abandoned.append(r.message.message_id)
+        reported += r.reported
     if skipped:
         reasons = sorted({r.reason for r in results if r.fate is Fate.SKIPPED})
         _summary_logger.warning(
@@ -239,7 +246,7 @@ def log_summary(results: Sequence[RecordResult], url: str) -> None:
     _summary_logger.info(
         "batch of %d records: %d deleted, %d reported queue_url=%s",
         len(results),
-        sum(not r.reported for r in results),
-        sum(r.reported for r in results),
+        len(results) - reported,
+        reported,
         url,
     )

@@ -20,22 +20,19 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from sqsx.clip import clip
 from sqsx.dispatch import AbandonFn, Dispatcher, Outcome
 from sqsx.exceptions import ConfigurationError
 from sqsx.hooks import Hook
 from sqsx.message import Message
 from sqsx.ordering import is_fifo
-from sqsx.sqs import BatchEntry, capped_visibility, change_visibility_now
 from sqsx_lambda.batch import log_summary
 from sqsx_lambda.records import RecordError, queue_url_for, read_record, records_of
 from sqsx_lambda.runner import BatchRunner, Job, RecordResult
+from sqsx_lambda.visibility import change_visibility
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics
@@ -57,9 +54,6 @@ logger = logging.getLogger(__name__)
 #: Default for ``deadline_margin_ms``.
 DEFAULT_DEADLINE_MARGIN_MS = 1_000
 _MAX_THREADS_LIMIT = 1024
-# SQS refuses a visibility reaching past 12 h from the receive; the event source mapping
-# received these records up to a 5-minute batching window plus a 15-minute invocation ago.
-_LONGEST_HOLD_SECONDS = 20 * 60
 
 
 class BatchItemFailure(TypedDict):
@@ -75,11 +69,13 @@ class BatchResponse(TypedDict):
 
 
 def default_max_threads() -> int:
-    """Threads for I/O-bound handlers: ``min(32, cpu_count + 4)`` (Python's own default).
+    """Threads for I/O-bound handlers: ``min(32, cpu_count + 4)`` (Python's own default),
+    and at least 10, the default batch size of an SQS event source mapping, so that a
+    batch of slow records runs side by side. Threads start only when records need them.
 
     Lambda gives a function 1 vCPU per 1,769 MB of memory (up to 6).
     """
-    return min(32, (os.cpu_count() or 1) + 4)
+    return min(32, max(10, (os.cpu_count() or 1) + 4))
 
 
 class LambdaHandler:
@@ -168,7 +164,8 @@ class LambdaHandler:
             from sqsx_lambda.metrics import InvocationMetrics
 
             self._metrics = InvocationMetrics(metrics)
-        self._chain = self._dispatcher.hooks.plus(*self._hooks)
+        self._chained = self._dispatcher.hooks  # the queue's chain that ``_chain`` extends
+        self._chain = self._chained.plus(*self._hooks)
         dispatcher = self._dispatcher
         self._runner = BatchRunner(
             self._process,
@@ -212,14 +209,15 @@ class LambdaHandler:
         changes, and return one ``RecordResult`` per record, in order."""
         if not records:
             return []
-        if self._chain.hooks != self._dispatcher.hooks.hooks + self._hooks:
-            self._chain = self._dispatcher.hooks.plus(*self._hooks)  # hooks added since
+        if self._dispatcher.hooks is not self._chained:  # hooks added since (a new chain)
+            self._chained = self._dispatcher.hooks
+            self._chain = self._chained.plus(*self._hooks)
         jobs = [self._job(index, record) for index, record in enumerate(records)]
         urls = self._urls_for(records)
         fifo = is_fifo(self._own_url) or any(is_fifo(url) for url in set(urls))
         with self._invocation_span(jobs):
             results = self._runner.run(jobs, context, ordered_groups=fifo)
-        self._change_visibility(results, urls, context)
+        change_visibility(self._client, results, urls, context, self.deadline_margin_ms)
         log_summary(results, urls[0])
         if self._metrics is not None:
             self._metrics.record(results, urls[0])
@@ -280,57 +278,6 @@ class LambdaHandler:
                 url = known[arn] = queue_url_for(arn, self._own_url)
             urls.append(url)
         return urls
-
-    def _change_visibility(
-        self, results: Sequence[RecordResult], urls: Sequence[str], context: Any
-    ) -> None:
-        """Hide or release the records that need it, ten to a ChangeMessageVisibilityBatch
-        per queue, retried (throttling, 5xx, network) while the invocation has time."""
-        entries: dict[str, list[BatchEntry]] = defaultdict(list)
-        for result, url in zip(results, urls, strict=True):
-            seconds = result.visibility_timeout
-            if seconds is None:
-                continue
-            message = result.message
-            if not message.receipt_handle:
-                logger.warning(
-                    "no receipt handle: visibility not changed message_id=%s queue_url=%s",
-                    message.message_id,
-                    url,
-                )
-                continue
-            seconds = capped_visibility(seconds, _LONGEST_HOLD_SECONDS)
-            entries[url].append(BatchEntry(message.message_id, message.receipt_handle, seconds))
-        deadline = self._visibility_deadline(context)
-        for url, batch in entries.items():
-            try:
-                refused = change_visibility_now(self._client, url, batch, deadline=deadline)
-            except Exception:  # the response must still go out: the records stay reported
-                logger.exception(
-                    "ChangeMessageVisibilityBatch raised; these records keep the queue's "
-                    "visibility timeout message_ids=%s queue_url=%s",
-                    ",".join(entry.message_id for entry in batch),
-                    url,
-                )
-                continue
-            for failure in refused:
-                logger.error(
-                    "ChangeMessageVisibilityBatch failed: %s (%s); the record keeps the queue's "
-                    "visibility timeout message_id=%s queue_url=%s",
-                    failure.code,
-                    clip(failure.detail, 200),
-                    failure.entry.message_id,
-                    url,
-                )
-
-    def _visibility_deadline(self, context: Any) -> float | None:
-        """When the visibility retries must stop: half the deadline margin before the end
-        of the invocation (``None`` without a Lambda context)."""
-        remaining = getattr(context, "get_remaining_time_in_millis", None)
-        if not callable(remaining):
-            return None
-        left_ms = max(int(remaining()) - self.deadline_margin_ms / 2, 0)
-        return time.monotonic() + left_ms / 1000
 
 
 def _tracing_hook(hooks: Sequence[Hook]) -> Tracing:
