@@ -41,7 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqsx.cli.progress import describe_stop
-from sqsx.stats import StatsSnapshot
+from sqsx.stats import StatsSnapshot, sum_snapshots
 from sqsx.stopping import StopRequests
 
 __all__ = ["Fleet", "child_argv", "sum_snapshots", "supervise"]
@@ -150,25 +150,6 @@ class Fleet:
         return sum_snapshots(all_snapshots, time.monotonic() - self._started)
 
 
-def sum_snapshots(snapshots: list[StatsSnapshot], elapsed: float) -> StatsSnapshot:
-    """Counters summed; p50 weighted by processed messages, p95 and max the largest."""
-    total = sum(s.processed for s in snapshots)
-    p50 = sum(s.latency_p50 * s.processed for s in snapshots) / total if total else 0.0
-    return StatsSnapshot(
-        received=sum(s.received for s in snapshots),
-        succeeded=sum(s.succeeded for s in snapshots),
-        retried=sum(s.retried for s in snapshots),
-        no_retry=sum(s.no_retry for s in snapshots),
-        unprocessable=sum(s.unprocessable for s in snapshots),
-        released=sum(s.released for s in snapshots),
-        in_flight=sum(s.in_flight for s in snapshots),
-        elapsed=elapsed,
-        latency_p50=p50,
-        latency_p95=max((s.latency_p95 for s in snapshots), default=0.0),
-        latency_max=max((s.latency_max for s in snapshots), default=0.0),
-    )
-
-
 def child_argv(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
     """The ``sqsx worker`` command line of one child: every option given (that differs
     from its default), ``--processes 1``, no ``--max-messages-total`` (the fleet adds each
@@ -179,7 +160,9 @@ def child_argv(parser: argparse.ArgumentParser, args: argparse.Namespace) -> lis
             continue
         value = getattr(args, action.dest, None)
         if not action.option_strings:
-            argv.append(str(value))
+            argv += [str(v) for v in value] if isinstance(value, list) else [str(value)]
+        elif isinstance(value, tuple):  # --weights
+            argv += [action.option_strings[-1], ",".join(map(str, value))]
         elif value != action.default and value is not None:
             flag = action.option_strings[-1]
             argv += [flag] if value is True else [flag, str(value)]
@@ -201,7 +184,7 @@ def supervise(
     """Run the fleet's children until they are done or stopped (SIGINT/SIGTERM handlers are
     installed meanwhile); ``on_ready()`` runs once the first child consumes. Returns how it
     ended and the exit code."""
-    requests = StopRequests(args.queue_url or args.target)
+    requests = StopRequests(args.queue_url or " ".join(args.target))
     failure: tuple[str, int] | None = None
     start_failures = 0
     announced = False

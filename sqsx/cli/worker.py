@@ -1,4 +1,5 @@
-"""``sqsx worker``: consume a queue with live progress, stop on signals, print a summary."""
+"""``sqsx worker``: consume a queue (or several, as a ``QueueGroup``) with live progress,
+stop on signals, print a summary (per queue too, for several)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -17,15 +19,18 @@ from sqsx.cli.progress import (
     CounterLines,
     Reporter,
     describe_stop,
+    format_queue_lines,
     format_summary,
     make_reporter,
 )
 from sqsx.cli.supervisor import Fleet, child_argv, supervise
 from sqsx.cli.target import CommandFailed, UsageError, load_queue, with_overrides
-from sqsx.exceptions import QueueUnavailableError
+from sqsx.exceptions import ConfigurationError, QueueUnavailableError
+from sqsx.group import QueueGroup
 from sqsx.options import ConsumeOptions
 from sqsx.queue import BaseQueue
 from sqsx.sqs import describe_error, error_code, is_bad_credentials, is_missing_queue, read_depth
+from sqsx.stats import StatsSnapshot
 
 __all__ = ["run_worker"]
 
@@ -33,6 +38,22 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Connections of a client made for --endpoint-url, beyond one per handler thread.
 _SPARE_CONNECTIONS = 10
+
+
+class _Consumable(Protocol):
+    """What the worker runs: a queue, or a ``QueueGroup`` of several."""
+
+    def run(self, options: ConsumeOptions, *, enable_signal_to_exit_gracefully: bool) -> None: ...
+
+    def stats(self) -> StatsSnapshot: ...
+
+    def exit_gracefully(self, *, force: bool = False) -> None: ...
+
+    @property
+    def forced_stop(self) -> bool: ...
+
+    @property
+    def stop_signals(self) -> tuple[int, ...]: ...
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -45,14 +66,25 @@ def run_worker(args: argparse.Namespace) -> int:
     json_logs = getattr(args, "log_format", "text") == "json"
     configure_logging(args.log_level, json_logs=json_logs)
     refuse_fleet_metrics(args)
+    if len(args.target) > 1 and args.queue_url:
+        raise UsageError(
+            "--queue-url (or $SQSX_QUEUE_URL) names one queue: with several MODULE:ATTR, "
+            "each queue's URL comes from its module"
+        )
+    weights = getattr(args, "weights", None)
+    if weights is not None and len(weights) != len(args.target):
+        raise UsageError(f"--weights: give one weight per queue ({len(args.target)})")
     if args.processes > 1:
         return _run_fleet(args)
-    queue = with_overrides(
-        load_queue(args.target, args.app_dir),
-        queue_url=args.queue_url,
-        endpoint_url=args.endpoint_url,
-        pool=args.threads + _SPARE_CONNECTIONS,
-    )
+    queues = [
+        with_overrides(
+            load_queue(target, args.app_dir),
+            queue_url=args.queue_url,
+            endpoint_url=args.endpoint_url,
+            pool=args.threads + _SPARE_CONNECTIONS,
+        )
+        for target in args.target
+    ]
     options = ConsumeOptions(
         max_messages=args.max_messages,
         max_threads=args.threads,
@@ -63,30 +95,43 @@ def run_worker(args: argparse.Namespace) -> int:
         max_messages_total=args.max_messages_total,
         exit_when_idle_seconds=args.exit_when_idle,
     )
-    stop_observing = observe(queue, args, json_logs=json_logs)
     try:
-        return _run_one(queue, options, args, json_logs)
+        queue: _Consumable = queues[0] if len(queues) == 1 else QueueGroup(queues, weights=weights)
+    except ConfigurationError as err:  # the same queue twice
+        raise UsageError(str(err)) from err
+    stop_observing = observe(queues, args, json_logs=json_logs)
+    try:
+        return _run_one(queue, queues, options, args, json_logs)
     finally:
         stop_observing()
 
 
 def _run_one(
-    queue: BaseQueue, options: ConsumeOptions, args: argparse.Namespace, json_logs: bool
+    queue: _Consumable,
+    queues: Sequence[BaseQueue],
+    options: ConsumeOptions,
+    args: argparse.Namespace,
+    json_logs: bool,
 ) -> int:
     tell = log_say if json_logs else say
-    on_queue = _depth_line(queue, drain=args.drain)
+    depths = [_depth_line(member, drain=args.drain) for member in queues]
+    url = ", ".join(member.url for member in queues)
+    on_queue = "; ".join(depths)
     limits = (", stopping once drained" if args.drain else "") + _job_limits(args)
     link = SupervisorLink(args.supervised_fd) if args.supervised_fd is not None else None
     reporter = None
     if link is not None:  # a child of --processes N: the supervisor speaks for it
         link.watch(queue.exit_gracefully)  # stop when the supervisor goes away
-        link.send("ready", url=queue.url, on_queue=on_queue, limits=limits)
+        link.send("ready", url=url, on_queue=on_queue, limits=limits)
         stop_reporting = link.report_every(queue.stats)
     else:
-        tell(
-            f"sqsx worker: {queue.url}, {on_queue}, "
-            f"{args.threads} threads, up to {args.max_messages} per receive{limits}"
-        )
+        if len(queues) == 1:
+            tell(
+                f"sqsx worker: {url}, {on_queue}, "
+                f"{args.threads} threads, up to {args.max_messages} per receive{limits}"
+            )
+        else:
+            tell(_group_line(queues, depths, args, limits))
         reporter = make_reporter(
             queue,
             drain=args.drain,
@@ -106,12 +151,29 @@ def _run_one(
         link.report("final", snapshot, ending=ending, code=code)
     else:
         tell(format_summary(snapshot, time.monotonic() - started, ending))
+        if isinstance(queue, QueueGroup):
+            tell(format_queue_lines(queue.stats_by_queue()))
         if queue.forced_stop and snapshot.in_flight:
             tell(
                 f"  {snapshot.in_flight} running handler(s) abandoned: their messages "
                 "reappear once their visibility timeout ends"
             )
     return code
+
+
+def _group_line(
+    queues: Sequence[BaseQueue], depths: Sequence[str], args: argparse.Namespace, limits: str
+) -> str:
+    """The startup lines of a worker on several queues: the shared threads, then each
+    queue with its weight and depth."""
+    weights = args.weights or (1,) * len(queues)
+    lines = [
+        f"sqsx worker: {len(queues)} queues, {args.threads} threads shared, "
+        f"up to {args.max_messages} per receive{limits}"
+    ]
+    for member, weight, depth in zip(queues, weights, depths, strict=True):
+        lines.append(f"  {member.url} (weight {weight}): {depth}")
+    return "\n".join(lines)
 
 
 def _depth_line(queue: BaseQueue, *, drain: bool) -> str:
@@ -128,7 +190,7 @@ def _depth_line(queue: BaseQueue, *, drain: bool) -> str:
 
 
 def _consume(
-    queue: BaseQueue, options: ConsumeOptions, reporter: Reporter | None, *, swap_logs: bool
+    queue: _Consumable, options: ConsumeOptions, reporter: Reporter | None, *, swap_logs: bool
 ) -> QueueUnavailableError | None:
     """Run the queue with signal handlers and the reporter; the error that ended it, if SQS
     refused the queue."""
@@ -167,7 +229,7 @@ def _run_fleet(args: argparse.Namespace) -> int:
     return code
 
 
-def _ending(queue: BaseQueue, received: Sequence[int], drain: bool) -> tuple[str, int]:
+def _ending(queue: _Consumable, received: Sequence[int], drain: bool) -> tuple[str, int]:
     """How the run ended, and the exit code that says it."""
     stopped = describe_stop(forced=queue.forced_stop, signals=received)
     return stopped or (("drained" if drain else "stopped"), 0)
