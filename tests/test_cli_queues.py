@@ -1,0 +1,95 @@
+"""``sqsx worker A B``: one worker process consuming several queues."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import queue_counts
+from test_cli import TESTS, run_sqsx
+
+from sqsx import Queue, TaskMessage
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _env(orders: str, emails: str, record: Path) -> dict[str, str]:
+    return {
+        "SQSX_TEST_ORDERS_URL": orders,
+        "SQSX_TEST_EMAILS_URL": emails,
+        "SQSX_TEST_RECORD": str(record),
+    }
+
+
+def _send(sqs_client: Any, url: str, count: int) -> None:
+    Queue(url=url, sqs_client=sqs_client).send_tasks(
+        [TaskMessage("record", {"n": n}) for n in range(count)]
+    )
+
+
+@pytest.mark.parametrize(
+    "processes", [pytest.param(1, id="one-process"), pytest.param(2, id="two")]
+)
+def test_a_worker_drains_two_queues_and_sums_up_each(
+    sqs_client: Any, make_queue: Any, endpoint_url: str, tmp_path: Path, processes: int
+) -> None:
+    # Given 20 tasks on one queue and 5 on another
+    orders, emails = make_queue("orders"), make_queue("emails")
+    _send(sqs_client, orders, 20)
+    _send(sqs_client, emails, 5)
+    record = tmp_path / "record.txt"
+
+    # When one draining worker consumes both
+    result = run_sqsx(
+        "worker", "group_app:orders", "group_app:emails", "--app-dir", str(TESTS),
+        "--endpoint-url", endpoint_url, "--drain", "--threads", "3", "--polling-wait", "1",
+        "--weights", "2,1", "--processes", str(processes), "--progress-interval", "0",
+        env=_env(orders, emails, record),
+    )  # fmt: skip
+
+    # Then every task ran through its own queue's handler, both queues are empty, it exited
+    # 0, and the summary gives the total (and, in one process, each queue's line)
+    assert result.returncode == 0, result.stderr
+    lines = sorted(record.read_text().splitlines())
+    assert lines == sorted([f"orders {n}" for n in range(20)] + [f"emails {n}" for n in range(5)])
+    assert queue_counts(sqs_client, orders) == (0, 0, 0)
+    assert queue_counts(sqs_client, emails) == (0, 0, 0)
+    assert "processed 25 " in result.stderr
+    if processes == 1:
+        assert "2 queues, 3 threads shared" in result.stderr
+        assert "(weight 2): 20 messages on the queue" in result.stderr
+        orders_name, emails_name = orders.rsplit("/", 1)[1], emails.rsplit("/", 1)[1]
+        assert f"  {orders_name}: processed 20, received 20" in result.stderr
+        assert f"  {emails_name}: processed 5, received 5" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        pytest.param(("--queue-url", "http://127.0.0.1:9/0/q"), "names one queue", id="url"),
+        pytest.param(("--weights", "1,2,3"), "one weight per queue (2)", id="weights"),
+        pytest.param(("--weights", "1,0"), "must be from 1 to 1000", id="weight-bound"),
+    ],
+)
+def test_bad_many_queue_invocations_get_one_line_and_exit_2(
+    tmp_path: Path, extra: tuple[str, ...], message: str
+) -> None:
+    env = _env("http://127.0.0.1:9/0/a", "http://127.0.0.1:9/0/b", tmp_path / "r")
+    result = run_sqsx(
+        "worker", "group_app:orders", "group_app:emails", "--app-dir", str(TESTS), *extra,
+        env=env,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_same_queue_twice_is_a_usage_error(tmp_path: Path) -> None:
+    env = _env("http://127.0.0.1:9/0/a", "http://127.0.0.1:9/0/a", tmp_path / "r")
+    result = run_sqsx(
+        "worker", "group_app:orders", "group_app:emails", "--app-dir", str(TESTS), env=env
+    )
+    assert result.returncode == 2
+    assert "the same queue twice" in result.stderr
