@@ -2,7 +2,8 @@
 
 Options:
     --quick       smaller queues and fewer repeats (a smoke run, minutes -> seconds)
-    --only NAMES  comma-separated subset of polling, lambda, coldstart, payloads, processes
+    --only NAMES  comma-separated subset of polling, lambda, coldstart, payloads, processes,
+                  queues
                   (print only)
     --no-write    print only: leave BENCHMARKS.md, bench/*.json and the PNG alone
 """
@@ -17,11 +18,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import boto3_cost, coldstart, lambda_fanout, payloads, polling, processes, report
+from bench import (
+    boto3_cost,
+    coldstart,
+    lambda_fanout,
+    payloads,
+    polling,
+    processes,
+    queues,
+    report,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-_PARTS = ("polling", "lambda", "coldstart", "payloads", "processes")
+_PARTS = ("polling", "lambda", "coldstart", "payloads", "processes", "queues")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         results["payloads"] = [r.as_dict() for r in big]
     if "processes" in parts:
         rows.append(_processes(args.quick, results))
+    if "queues" in parts:
+        _progress("many queues, one worker: shares and a quiet queue's latency")
+        shared = queues.run(queues.QueuesScenario(seconds=2.0 if args.quick else 4.0))
+        results["queues"] = shared.as_dict()
+        rows.append(queues.row(shared))
 
     where = report.machine(load_before)
     if "boto3_cpu_ms_per_call" in results:
