@@ -8,6 +8,7 @@ passes ``--endpoint-url``. Handlers append ``QUEUE N`` to the file named by
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import boto3
@@ -39,7 +40,8 @@ def _make(name: str) -> Queue:
         max_backoff_seconds=1,
     )
 
-    def record(context: dict[str, Any], n: int) -> None:
+    def record(context: dict[str, Any], n: int, seconds: float = 0.0) -> None:
+        time.sleep(seconds)
         _record(f"{name} {n}")
 
     queue.add_task_handler("record", record)

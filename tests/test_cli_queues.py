@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import queue_counts
-from test_cli import TESTS, run_sqsx
+from conftest import queue_counts, wait_until
+from test_cli import TESTS, Worker, run_sqsx
 
 from sqsx import Queue, TaskMessage
 
@@ -22,9 +23,9 @@ def _env(orders: str, emails: str, record: Path) -> dict[str, str]:
     }
 
 
-def _send(sqs_client: Any, url: str, count: int) -> None:
+def _send(sqs_client: Any, url: str, count: int, **kwargs: Any) -> None:
     Queue(url=url, sqs_client=sqs_client).send_tasks(
-        [TaskMessage("record", {"n": n}) for n in range(count)]
+        [TaskMessage("record", {"n": n, **kwargs}) for n in range(count)]
     )
 
 
@@ -93,3 +94,44 @@ def test_the_same_queue_twice_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "the same queue twice" in result.stderr
+
+
+def test_sigterm_stops_every_queue_gracefully_and_gives_back_what_did_not_start(
+    sqs_client: Any, make_queue: Any, endpoint_url: str, tmp_path: Path
+) -> None:
+    # Given 60 tasks of 20 ms on each of two queues whose visibility timeout is 60 s
+    orders, emails = (
+        make_queue("orders", VisibilityTimeout=60),
+        make_queue("e", VisibilityTimeout=60),
+    )
+    _send(sqs_client, orders, 60, seconds=0.02)
+    _send(sqs_client, emails, 60, seconds=0.02)
+    record = tmp_path / "record.txt"
+    record.touch()
+    worker = Worker(
+        ["group_app:orders", "group_app:emails", "--app-dir", str(TESTS), "--endpoint-url",
+         endpoint_url, "--polling-wait", "1", "--threads", "2"],
+        _env(orders, emails, record),
+        tmp_path / "worker.log",
+    )  # fmt: skip
+
+    # When SIGTERM arrives once both queues' tasks run
+    def started_both() -> bool:
+        names = {line.split()[0] for line in record.read_text().splitlines()}
+        return names == {"orders", "emails"}
+
+    assert wait_until(started_both, timeout=30), worker.stderr
+    worker.process.send_signal(signal.SIGTERM)
+    code = worker.finish()
+
+    # Then it exited 0 after a graceful stop, and each queue's tasks not done are visible
+    # again at once (not after 60 s): nothing lost, nothing left hidden
+    assert code == 0, worker.stderr
+    assert "stopped gracefully (SIGTERM)" in worker.stderr
+    done = record.read_text().splitlines()
+    for name, url in (("orders", orders), ("emails", emails)):
+        finished = sum(1 for line in done if line.startswith(f"{name} "))
+        assert finished < 60
+        assert wait_until(
+            lambda u=url, f=finished: queue_counts(sqs_client, u) == (60 - f, 0, 0), 5
+        )
