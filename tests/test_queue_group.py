@@ -219,3 +219,31 @@ def test_a_group_checks_what_it_is_given(sqs_client: Any, make_queue: Any) -> No
         QueueGroup([queue], weights=[1, 2])
     with pytest.raises(WrongTypeError):
         QueueGroup([queue, "not a queue"])  # type: ignore[list-item]
+
+
+def test_a_handler_abandoned_past_its_time_limit_is_replaced_in_the_shared_pool(
+    sqs_client: Any, make_queue: Any
+) -> None:
+    # Given one shared thread, a queue whose handler blocks far past its 0.5 s time limit,
+    # and another queue with three quick tasks
+    release = threading.Event()
+    stuck = _queue(sqs_client, make_queue("stuck"), time_limit=0.5, max_backoff_seconds=60)
+    quick = _queue(sqs_client, make_queue("quick"))
+    stuck.add_task_handler("work", lambda context: release.wait(30))  # a blocking C call
+    ran: list[int] = []
+    quick.add_task_handler("work", lambda context: ran.append(1))
+    stuck.add_task("work")
+    group = QueueGroup([stuck, quick])
+    run = _GroupRun(group, max_threads=1)
+    try:
+        assert wait_until(lambda: group.stats_by_queue()[stuck.url].in_flight == 1, timeout=15)
+        quick.send_tasks([_task() for _ in range(3)])
+
+        # When the blocked handler is abandoned (limit + 2 s grace), then a new shared
+        # thread runs the other queue's tasks while the old one is still blocked
+        assert wait_until(lambda: len(ran) == 3, timeout=20)
+        assert not release.is_set()
+        assert group.stats_by_queue()[stuck.url].timed_out == 1
+    finally:
+        release.set()
+        run.stop()
