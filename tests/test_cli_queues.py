@@ -50,7 +50,8 @@ def test_a_worker_drains_two_queues_and_sums_up_each(
     )  # fmt: skip
 
     # Then every task ran through its own queue's handler, both queues are empty, it exited
-    # 0, and the summary gives the total (and, in one process, each queue's line)
+    # 0, and the summary gives the total and each queue's line (in a fleet: summed over
+    # its processes)
     assert result.returncode == 0, result.stderr
     lines = sorted(record.read_text().splitlines())
     assert lines == sorted([f"orders {n}" for n in range(20)] + [f"emails {n}" for n in range(5)])
@@ -60,9 +61,9 @@ def test_a_worker_drains_two_queues_and_sums_up_each(
     if processes == 1:
         assert "2 queues, 3 threads shared" in result.stderr
         assert "(weight 2): 20 messages on the queue" in result.stderr
-        orders_name, emails_name = orders.rsplit("/", 1)[1], emails.rsplit("/", 1)[1]
-        assert f"  {orders_name}: processed 20, received 20" in result.stderr
-        assert f"  {emails_name}: processed 5, received 5" in result.stderr
+    orders_name, emails_name = orders.rsplit("/", 1)[1], emails.rsplit("/", 1)[1]
+    assert f"  {orders_name}: processed 20, received 20" in result.stderr
+    assert f"  {emails_name}: processed 5, received 5" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -3,8 +3,9 @@
 The child writes JSON lines, one object each with a ``kind``: ``ready`` once it consumes
 (``url``, ``on_queue``, ``limits`` for the supervisor's startup line), ``stats`` every half
 second and ``final`` at exit (``ending``, ``code``), the last two with its ``StatsSnapshot``
-as ``stats``. The supervisor never writes: the child only watches for its end to close,
-which means the supervisor is gone and the child should stop.
+as ``stats`` and, for a child consuming several queues, each queue's as ``queues`` (by
+URL). The supervisor never writes: the child only watches for its end to close, which
+means the supervisor is gone and the child should stop.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import dataclasses
 import json
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqsx.stats import StatsSnapshot
@@ -56,18 +57,30 @@ class SupervisorLink:
             except OSError:
                 self._broken = True
 
-    def report(self, kind: str, snapshot: StatsSnapshot, **fields: Any) -> None:
-        """Send ``snapshot`` as a ``kind`` line."""
+    def report(
+        self,
+        kind: str,
+        snapshot: StatsSnapshot,
+        queues: Mapping[str, StatsSnapshot] | None = None,
+        **fields: Any,
+    ) -> None:
+        """Send ``snapshot`` (and each queue's, for several) as a ``kind`` line."""
+        if queues is not None:
+            fields["queues"] = {url: dataclasses.asdict(s) for url, s in queues.items()}
         self.send(kind, stats=dataclasses.asdict(snapshot), **fields)
 
-    def report_every(self, stats: Callable[[], StatsSnapshot]) -> Callable[[], None]:
-        """Send ``stats()`` every half second from a thread; returns the function that stops
-        it (and waits for it)."""
+    def report_every(
+        self,
+        stats: Callable[[], StatsSnapshot],
+        by_queue: Callable[[], Mapping[str, StatsSnapshot]] | None = None,
+    ) -> Callable[[], None]:
+        """Send ``stats()`` (and ``by_queue()``) every half second from a thread; returns
+        the function that stops it (and waits for it)."""
         done = threading.Event()
 
         def loop() -> None:
             while not done.wait(REPORT_SECONDS):
-                self.report("stats", stats())
+                self.report("stats", stats(), by_queue() if by_queue else None)
 
         thread = threading.Thread(target=loop, name="sqsx-supervisor-report", daemon=True)
         thread.start()

@@ -68,6 +68,8 @@ class _Child:
         self.final: dict[str, Any] | None = None
         self.latest: StatsSnapshot | None = None
         self.retired: list[StatsSnapshot] = []  # the last counters of dead predecessors
+        self.latest_queues: dict[str, StatsSnapshot] = {}  # several queues: each one's
+        self.retired_queues: list[dict[str, StatsSnapshot]] = []
         self.restart_at: float | None = None
         self.crashes = 0
         self.done = False
@@ -98,6 +100,11 @@ class _Child:
                     with self._lock:
                         if stats is not None:
                             self.latest = StatsSnapshot(**stats)
+                        queues = message.get("queues") or {}
+                        if queues:
+                            self.latest_queues = {
+                                url: StatsSnapshot(**snap) for url, snap in queues.items()
+                            }
                         if message["kind"] == "ready":
                             self.ready = message
                         elif message["kind"] == "final":
@@ -113,7 +120,14 @@ class _Child:
         with self._lock:
             if self.latest is not None:
                 self.retired.append(dataclasses.replace(self.latest, in_flight=0))
+            if self.latest_queues:
+                self.retired_queues.append(self.latest_queues)
             self.latest = None
+            self.latest_queues = {}
+
+    def queue_snapshots(self) -> list[dict[str, StatsSnapshot]]:
+        with self._lock:
+            return [*self.retired_queues, *([self.latest_queues] if self.latest_queues else [])]
 
     def processed(self) -> int:
         return sum(s.processed for s in self.snapshots())
@@ -148,6 +162,17 @@ class Fleet:
     def stats(self) -> StatsSnapshot:
         all_snapshots = [s for child in self.children for s in child.snapshots()]
         return sum_snapshots(all_snapshots, time.monotonic() - self._started)
+
+    def stats_by_queue(self) -> dict[str, StatsSnapshot]:
+        """Each queue's counters summed over the children, for children consuming several
+        queues (else empty)."""
+        by_url: dict[str, list[StatsSnapshot]] = {}
+        for child in self.children:
+            for queues in child.queue_snapshots():
+                for url, snapshot in queues.items():
+                    by_url.setdefault(url, []).append(snapshot)
+        elapsed = time.monotonic() - self._started
+        return {url: sum_snapshots(snaps, elapsed) for url, snaps in by_url.items()}
 
 
 def child_argv(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:

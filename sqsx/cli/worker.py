@@ -123,7 +123,8 @@ def _run_one(
     if link is not None:  # a child of --processes N: the supervisor speaks for it
         link.watch(queue.exit_gracefully)  # stop when the supervisor goes away
         link.send("ready", url=url, on_queue=on_queue, limits=limits)
-        stop_reporting = link.report_every(queue.stats)
+        by_queue = queue.stats_by_queue if isinstance(queue, QueueGroup) else None
+        stop_reporting = link.report_every(queue.stats, by_queue)
     else:
         if len(queues) == 1:
             tell(
@@ -148,7 +149,8 @@ def _run_one(
         ending, code = f"stopped: {failure}", 1
     if link is not None:
         stop_reporting()
-        link.report("final", snapshot, ending=ending, code=code)
+        each = queue.stats_by_queue() if isinstance(queue, QueueGroup) else None
+        link.report("final", snapshot, each, ending=ending, code=code)
     else:
         tell(format_summary(snapshot, time.monotonic() - started, ending))
         if isinstance(queue, QueueGroup):
@@ -226,6 +228,9 @@ def _run_fleet(args: argparse.Namespace) -> int:
     finally:
         reporter.stop()
     say(format_summary(fleet.stats(), time.monotonic() - started, ending))
+    by_queue = fleet.stats_by_queue()
+    if by_queue:
+        say(format_queue_lines(by_queue))
     return code
 
 
