@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from sqsx.basequeue import BaseQueue
+from sqsx.consuming import Consuming
 from sqsx.exceptions import ConfigurationError, SqsxError, WrongTypeError
 from sqsx.fairness import checked_weights
 from sqsx.stats import StatsSnapshot, sum_snapshots
@@ -45,7 +46,7 @@ logger = logging.getLogger("sqsx.queue")
 _TICK_SECONDS = 0.05
 
 
-class QueueGroup:
+class QueueGroup(Consuming):
     """Several queues consumed by one worker, sharing its handler threads.
 
     Args:
@@ -89,45 +90,17 @@ class QueueGroup:
         """True while a run is in progress."""
         return self._lock.locked()
 
-    def consume_messages(
-        self,
-        max_messages: int = 1,
-        max_threads: int = 1,
-        wait_seconds: float = 10,
-        polling_wait_seconds: int = 10,
-        run_forever: bool = True,
-        enable_signal_to_exit_gracefully: bool = True,
-        *,
-        visibility_timeout: int | None = None,
-        stop_timeout: float | None = None,
-    ) -> None:
-        """Receive and process every queue's messages until stopped; the arguments are
-        ``Queue.consume_messages``'s, ``max_threads`` being the threads all queues share
-        (``max_messages``, ``polling_wait_seconds``... apply to each queue).
-
-        Raises:
-            ConfigurationError: an option is out of bounds (a ``ValueError``).
-            QueueUnavailableError: SQS refused one of the queues (the others were stopped).
-            SqsxError: a queue of the group is already consuming.
-        """
-        from sqsx.options import ConsumeOptions  # pydantic: not on the Lambda import path
-
-        options = ConsumeOptions(
-            max_messages=max_messages,
-            max_threads=max_threads,
-            wait_seconds=wait_seconds,
-            polling_wait_seconds=polling_wait_seconds,
-            run_forever=run_forever,
-            visibility_timeout=visibility_timeout,
-            stop_timeout=stop_timeout,
-        )
-        self.run(options, enable_signal_to_exit_gracefully=enable_signal_to_exit_gracefully)
-
     def run(
         self, options: ConsumeOptions, *, enable_signal_to_exit_gracefully: bool = False
     ) -> None:
-        """``consume_messages`` with every option of ``ConsumeOptions``, each applied to
-        every queue (``max_threads``: in total); signal handlers are off unless asked for."""
+        """Consume every queue until stopped (``consume_messages`` with every option of
+        ``ConsumeOptions``, each applied to every queue, ``max_threads`` in total); signal
+        handlers are off unless asked for.
+
+        Raises:
+            QueueUnavailableError: SQS refused one of the queues (the others were stopped).
+            SqsxError: a queue of the group is already consuming.
+        """
         from sqsx.limits import RunLimits
         from sqsx.sharing import HandlerPool
         from sqsx.stopping import StopRequests

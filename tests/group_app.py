@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import boto3
+from cli_app import _record  # the same record file, one line per call
 
 from sqsx import Queue
 
@@ -22,14 +23,6 @@ sqs_client = boto3.client(
     aws_access_key_id="x",
     aws_secret_access_key="x",
 )
-
-
-def _record(line: str) -> None:
-    descriptor = os.open(os.environ["SQSX_TEST_RECORD"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-    try:
-        os.write(descriptor, f"{line}\n".encode())
-    finally:
-        os.close(descriptor)
 
 
 def _make(name: str) -> Queue:
