@@ -37,7 +37,7 @@ from sqsx.stats import StatsSnapshot, sum_snapshots
 
 if TYPE_CHECKING:
     from sqsx.options import ConsumeOptions
-    from sqsx.sharing import Seat
+    from sqsx.sharing import HandlerPool, Seat
 
 __all__ = ["QueueGroup"]
 
@@ -73,7 +73,8 @@ class QueueGroup(Consuming):
             raise ConfigurationError(f"QueueGroup got the same queue twice: {', '.join(twice)}")
         self._weights = checked_weights(weights, len(self._queues))
         self._lock = threading.Lock()  # held for the whole of a run
-        self._threads: set[int] = set()
+        self._threads: set[int] = set()  # the run's own: its caller's and each queue's
+        self._pool: HandlerPool | None = None
         self._forced = False
         self._signals: tuple[int, ...] = ()
 
@@ -115,13 +116,12 @@ class QueueGroup(Consuming):
                 max_messages_total=options.max_messages_total,
                 exit_when_idle_seconds=options.exit_when_idle_seconds,
             )
-            pool = HandlerPool(options.max_threads, self._weights, limits)
+            pool = self._pool = HandlerPool(options.max_threads, self._weights, limits)
             requests = StopRequests(f"{len(self._queues)} queues")
             self._threads = {threading.get_ident()}
             with requests.watching(signals=enable_signal_to_exit_gracefully) as (stop, force):
                 pool.start()
                 errors = self._run_members(options, pool.seats, stop, force)
-                self._threads |= pool.thread_ids()
             pool.close()
             self._forced = force.is_set() or any(q.forced_stop for q in self._queues)
             self._signals = tuple(requests.signals)
@@ -197,7 +197,8 @@ class QueueGroup(Consuming):
         if not self.running:
             return
         self.exit_gracefully()
-        if threading.get_ident() not in self._threads:
+        pool, ident = self._pool, threading.get_ident()
+        if ident not in self._threads and (pool is None or ident not in pool.thread_ids()):
             with self._lock:
                 pass
 

@@ -247,3 +247,25 @@ def test_a_handler_abandoned_past_its_time_limit_is_replaced_in_the_shared_pool(
     finally:
         release.set()
         run.stop()
+
+
+def test_close_from_a_shared_handler_thread_asks_and_does_not_wait(
+    sqs_client: Any, make_queue: Any
+) -> None:
+    # Given a handler that closes its own group (waiting there would never end)
+    queue = _queue(sqs_client, make_queue())
+    group = QueueGroup([queue, _queue(sqs_client, make_queue())])
+    closed = threading.Event()
+
+    def close_group(context: Any) -> None:
+        group.close()
+        closed.set()
+
+    queue.add_task_handler("work", close_group)
+    queue.add_task("work")
+
+    # When it runs, then close() returns at once and the run ends
+    run = _GroupRun(group, max_threads=2)
+    assert closed.wait(20), "close() from a handler thread blocked"
+    run.join(30)
+    assert queue.stats().succeeded == 1
