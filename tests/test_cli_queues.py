@@ -136,3 +136,44 @@ def test_sigterm_stops_every_queue_gracefully_and_gives_back_what_did_not_start(
         assert wait_until(
             lambda u=url, f=finished: queue_counts(sqs_client, u) == (60 - f, 0, 0), 5
         )
+
+
+def test_metrics_of_several_queues_come_from_one_listener_by_queue_label(
+    sqs_client: Any, make_queue: Any, endpoint_url: str, tmp_path: Path
+) -> None:
+    from test_cli_observability import free_port, scrape
+
+    # Given 6 tasks on one queue and 3 on another
+    orders, emails = make_queue("orders"), make_queue("emails")
+    _send(sqs_client, orders, 6)
+    _send(sqs_client, emails, 3)
+    port = free_port()
+    names = {url: url.rsplit("/", 1)[1] for url in (orders, emails)}
+
+    def succeeded(url: str) -> float:
+        key = ("sqsx_messages_total", frozenset(
+            {("queue", names[url]), ("task", "record"), ("verdict", "succeeded")}
+        ))  # fmt: skip
+        return scrape(port).get(key, 0)
+
+    # When one worker consumes both with --metrics-port
+    worker = Worker(
+        ["group_app:orders", "group_app:emails", "--app-dir", str(TESTS), "--endpoint-url",
+         endpoint_url, "--polling-wait", "1", "--metrics-port", str(port)],
+        _env(orders, emails, tmp_path / "record.txt"),
+        tmp_path / "worker.log",
+    )  # fmt: skip
+    try:
+        counted = wait_until(lambda: succeeded(orders) == 6 and succeeded(emails) == 3, 60)
+        samples = scrape(port)
+    finally:
+        worker.process.send_signal(signal.SIGTERM)
+        code = worker.finish()
+
+    # Then one endpoint counted each queue under its own label, and sampled both depths
+    assert counted, worker.stderr[-3000:]
+    assert code == 0
+    for name in names.values():
+        assert ("sqsx_queue_messages", frozenset({("queue", name), ("state", "visible")})) in (
+            samples
+        )

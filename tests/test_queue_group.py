@@ -269,3 +269,41 @@ def test_close_from_a_shared_handler_thread_asks_and_does_not_wait(
     assert closed.wait(20), "close() from a handler thread blocked"
     run.join(30)
     assert queue.stats().succeeded == 1
+
+
+def test_fifo_order_and_task_caps_hold_on_shared_threads(sqs_client: Any, make_queue: Any) -> None:
+    # Given a FIFO queue with one group of 10 ordered tasks, and a standard queue whose
+    # task is capped at one running at a time, on 4 shared threads
+    fifo = _queue(sqs_client, make_queue("order", fifo=True, ContentBasedDeduplication="true"))
+    capped = _queue(sqs_client, make_queue("capped"))
+    order: list[int] = []
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def step(context: Any, n: int) -> None:
+        time.sleep(0.01)
+        order.append(n)
+
+    def one_at_a_time(context: Any) -> None:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+
+    fifo.add_task_handler("step", step)
+    capped.add_task_handler("work", one_at_a_time, max_concurrency=1)
+    from sqsx import TaskMessage
+
+    fifo.send_tasks([TaskMessage("step", {"n": n}, group_id="g") for n in range(10)])
+    capped.send_tasks([_task() for _ in range(8)])
+
+    # When the group drains both
+    group = QueueGroup([fifo, capped])
+    _GroupRun(group, max_threads=4, max_messages=10, drain=True).join(60)
+
+    # Then the FIFO group ran in order, and the capped task never ran twice at once
+    assert order == list(range(10))
+    assert capped.stats().succeeded >= 8  # moto may deliver one twice
+    assert most[0] == 1
