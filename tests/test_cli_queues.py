@@ -177,3 +177,30 @@ def test_metrics_of_several_queues_come_from_one_listener_by_queue_label(
         assert ("sqsx_queue_messages", frozenset({("queue", name), ("state", "visible")})) in (
             samples
         )
+
+
+def test_a_fleet_child_gets_every_queue_and_the_weights() -> None:
+    from sqsx.cli import build_parser
+    from sqsx.cli.supervisor import child_argv
+
+    args = build_parser().parse_args(
+        ["worker", "app:orders", "app:emails", "--processes", "2", "--weights", "3,1"]
+    )
+    argv = child_argv(args.worker_parser, args)
+    child = build_parser().parse_args(argv[3:])
+    assert child.target == ["app:orders", "app:emails"]
+    assert child.weights == (3, 1)
+    assert child.processes == 1
+
+
+def test_summed_counters_keep_timed_out_handlers() -> None:
+    from sqsx.stats import StatsSnapshot, sum_snapshots
+
+    one = StatsSnapshot(
+        received=3, succeeded=1, retried=0, no_retry=0, unprocessable=0, released=0,
+        in_flight=0, elapsed=1.0, latency_p50=0.0, latency_p95=0.0, latency_max=0.0,
+        timed_out=2,
+    )  # fmt: skip
+    total = sum_snapshots([one, one], elapsed=2.0)
+    assert total.timed_out == 4
+    assert total.processed == 6
