@@ -119,10 +119,12 @@ class QueueGroup(Consuming):
             pool = self._pool = HandlerPool(options.max_threads, self._weights, limits)
             requests = StopRequests(f"{len(self._queues)} queues")
             self._threads = {threading.get_ident()}
-            with requests.watching(signals=enable_signal_to_exit_gracefully) as (stop, force):
-                pool.start()
-                errors = self._run_members(options, pool.seats, stop, force)
-            pool.close()
+            try:
+                with requests.watching(signals=enable_signal_to_exit_gracefully) as (stop, force):
+                    pool.start()
+                    errors = self._run_members(options, pool.seats, stop, force)
+            finally:
+                pool.close()
             self._forced = force.is_set() or any(q.forced_stop for q in self._queues)
             self._signals = tuple(requests.signals)
         finally:
