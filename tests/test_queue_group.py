@@ -307,3 +307,22 @@ def test_fifo_order_and_task_caps_hold_on_shared_threads(sqs_client: Any, make_q
     assert order == list(range(10))
     assert capped.stats().succeeded >= 8  # moto may deliver one twice
     assert most[0] == 1
+
+
+def test_exit_when_idle_waits_until_every_queue_was_idle(sqs_client: Any, make_queue: Any) -> None:
+    # Given a queue with 8 tasks of 0.3 s on one thread (about 2.4 s of work) and an empty one
+    busy, empty = _queue(sqs_client, make_queue("busy")), _queue(sqs_client, make_queue("e"))
+    busy.add_task_handler("work", lambda context: time.sleep(0.3))
+    busy.send_tasks([_task() for _ in range(8)])
+    group = QueueGroup([busy, empty])
+
+    # When the group runs with a 1 s idle limit
+    run = _GroupRun(group, max_threads=1, exit_when_idle_seconds=1.0)
+    assert wait_until(lambda: busy.stats().succeeded >= 5, timeout=20)  # 1.5 s in
+
+    # Then the empty queue is still consumed while the other works (its idle time alone
+    # does not end it), and the run ends by itself once both were idle
+    assert empty._consumer.running
+    run.join(30)
+    assert run.error is None
+    assert busy.stats().succeeded == 8
