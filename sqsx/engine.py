@@ -148,7 +148,7 @@ class Engine(Receiving):
         own = 0 if self._seat else options.max_threads  # else the seat's shared threads
         threads += [self._spawn(self._handle_loop, f"sqsx-handler-{i}") for i in range(own)]
         if self._seat is not None:
-            self._seat.attach(self._inbox.try_take, self.handle)
+            self._seat.attach(self._inbox.try_take, self.handle, self._url)
         receivers: list[threading.Thread] = []
         try:
             if options.run_forever:
@@ -186,9 +186,8 @@ class Engine(Receiving):
     # -- handling ----------------------------------------------------------------------------
 
     def _handle_loop(self) -> None:
-        while (message := self._inbox.take()) is not None:
-            if not self.handle(message):
-                return
+        while (message := self._inbox.take()) is not None and self.handle(message):
+            pass  # ``handle`` False: this thread was abandoned past a time limit, and ends
 
     def handle(self, message: Message) -> bool:
         """Process and settle ``message``; ``False``: its thread was abandoned, must end."""

@@ -20,6 +20,7 @@ until every queue was idle that long.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from sqsx.limits import RunLimits
 from sqsx.message import Message
 
 __all__ = ["HandlerPool", "MessageSource", "Seat"]
+
+logger = logging.getLogger("sqsx.engine")
 
 # An idle thread scans the inboxes again after this long even without a wake-up (seconds).
 _IDLE_RESCAN_SECONDS = 1.0
@@ -42,10 +45,12 @@ class MessageSource:
         take: a message of the queue that may start now (counted as running), or ``None``.
         handle: process and settle a message taken; ``False`` when the thread running it
             was abandoned past its time limit (a replacement was started) and must end.
+        queue_url: the queue, for log lines.
     """
 
     take: Callable[[], Message | None]
     handle: Callable[[Message], bool]
+    queue_url: str
 
 
 class HandlerPool:
@@ -121,8 +126,15 @@ class HandlerPool:
                         self._changed.wait(_IDLE_RESCAN_SECONDS)
                 continue
             source, message = picked
-            if not source.handle(message):
-                return
+            try:
+                if not source.handle(message):
+                    return
+            except Exception:  # the shared threads must survive; the message comes back
+                logger.exception(
+                    "handling failed outside the handler message_id=%s queue_url=%s",
+                    message.message_id,
+                    source.queue_url,
+                )
 
     def _pick(self) -> tuple[MessageSource, Message] | None:
         sources = self._sources  # replaced item by item; a stale read only skips a turn
@@ -149,9 +161,14 @@ class Seat:
         self._index = index
         self.limits = limits
 
-    def attach(self, take: Callable[[], Message | None], handle: Callable[[Message], bool]) -> None:
+    def attach(
+        self,
+        take: Callable[[], Message | None],
+        handle: Callable[[Message], bool],
+        queue_url: str,
+    ) -> None:
         """Serve this queue's messages from now on (see ``MessageSource``)."""
-        self._pool.attach(self._index, MessageSource(take, handle))
+        self._pool.attach(self._index, MessageSource(take, handle, queue_url))
 
     def detach(self) -> None:
         self._pool.attach(self._index, None)

@@ -122,8 +122,8 @@ def test_one_thread_alternates_between_a_flooded_and_a_quiet_queue() -> None:
     gate = threading.Event()
     pool = HandlerPool(1, (1, 1), RunLimits(max_messages_total=None, exit_when_idle_seconds=None))
     flood, quiet = _Source("flood", ran, gate), _Source("quiet", ran, gate)
-    pool.seats[0].attach(flood.take, flood.handle)
-    pool.seats[1].attach(quiet.take, quiet.handle)
+    pool.seats[0].attach(flood.take, flood.handle, "flood")
+    pool.seats[1].attach(quiet.take, quiet.handle, "quiet")
     pool.start()
     try:
         flood.waiting.extend(_message(n) for n in range(50))
@@ -154,7 +154,7 @@ def test_an_idle_thread_wakes_for_a_message_queued_later() -> None:
     gate.set()
     pool = HandlerPool(2, (1,), RunLimits(max_messages_total=None, exit_when_idle_seconds=None))
     source = _Source("q", ran, gate)
-    pool.seats[0].attach(source.take, source.handle)
+    pool.seats[0].attach(source.take, source.handle, "q")
     pool.start()
     try:
         threading.Event().wait(0.2)  # both threads found nothing and wait
@@ -169,3 +169,39 @@ def test_an_idle_thread_wakes_for_a_message_queued_later() -> None:
     finally:
         pool.close()
     assert woke.is_set(), "the message waited for the idle rescan, not the wake-up"
+
+
+@pytest.mark.timeout(30)
+def test_a_shared_thread_survives_an_error_outside_the_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given one shared thread and a source whose first message fails to settle
+    ran: list[str] = []
+    gate = threading.Event()
+    gate.set()
+    pool = HandlerPool(1, (1,), RunLimits(max_messages_total=None, exit_when_idle_seconds=None))
+    source = _Source("q", ran, gate)
+    calls = [0]
+
+    def handle(message: Message) -> bool:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise RuntimeError("settling failed")
+        return source.handle(message)
+
+    pool.seats[0].attach(source.take, handle, "http://127.0.0.1:1/0/q")
+    source.waiting.extend([_message(1), _message(2)])
+    pool.start()
+    try:
+        for _ in range(100):
+            if ran:
+                break
+            threading.Event().wait(0.05)
+    finally:
+        pool.close()
+
+    # Then the error was logged with the message and queue, and the thread ran the next one
+    assert ran == ["q"]
+    assert any(
+        "message_id=1 queue_url=http://127.0.0.1:1/0/q" in r.getMessage() for r in caplog.records
+    )
