@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -53,17 +54,21 @@ def test_a_worker_drains_two_queues_and_sums_up_each(
     # 0, and the summary gives the total and each queue's line (in a fleet: summed over
     # its processes)
     assert result.returncode == 0, result.stderr
-    lines = sorted(record.read_text().splitlines())
-    assert lines == sorted([f"orders {n}" for n in range(20)] + [f"emails {n}" for n in range(5)])
+    # (sets, and at least: moto may deliver a message twice to concurrent receivers)
+    lines = set(record.read_text().splitlines())
+    assert lines == {f"orders {n}" for n in range(20)} | {f"emails {n}" for n in range(5)}
     assert queue_counts(sqs_client, orders) == (0, 0, 0)
     assert queue_counts(sqs_client, emails) == (0, 0, 0)
-    assert "processed 25 " in result.stderr
+    total = re.search(r"drained after [\d.]+ s: processed (\d+) ", result.stderr)
+    assert total is not None and int(total.group(1)) >= 25, result.stderr
     if processes == 1:
         assert "2 queues, 3 threads shared" in result.stderr
         assert "(weight 2): 20 messages on the queue" in result.stderr
-    orders_name, emails_name = orders.rsplit("/", 1)[1], emails.rsplit("/", 1)[1]
-    assert f"  {orders_name}: processed 20, received 20" in result.stderr
-    assert f"  {emails_name}: processed 5, received 5" in result.stderr
+    for url, count in ((orders, 20), (emails, 5)):
+        name = url.rsplit("/", 1)[1]
+        line = re.search(rf"  {re.escape(name)}: processed (\d+), received (\d+)", result.stderr)
+        assert line is not None, result.stderr
+        assert int(line.group(1)) >= count and int(line.group(2)) >= count
     assert "Traceback" not in result.stderr
 
 
