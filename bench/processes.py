@@ -147,10 +147,10 @@ def run(scenario: ProcessesScenario) -> ProcessesResult:
         stderr=subprocess.DEVNULL,
     )
     endpoint = f"http://127.0.0.1:{_read_port(port_file)}"
-    result = ProcessesResult(
-        scenario,
-        *({1: [], 2: []} for _ in range(5)),  # type: ignore[arg-type]
-    )
+    result = ProcessesResult(scenario)
+    for figures in (result.rates, result.worker_cpu_ms, result.server_cpu_ms):
+        figures.update({1: [], 2: []})
+    result.windows, result.window_messages = {1: [], 2: []}, {1: [], 2: []}
     try:
         client = _client(endpoint)
         _wait_for(client)
