@@ -3,7 +3,7 @@
 Options:
     --quick       smaller queues and fewer repeats (a smoke run, minutes -> seconds)
     --only NAMES  comma-separated subset of polling, lambda, coldstart, payloads, processes,
-                  caps (print only)
+                  caps, queues (print only)
     --no-write    print only: leave BENCHMARKS.md, bench/*.json and the PNG alone
 """
 
@@ -25,12 +25,13 @@ from bench import (
     payloads,
     polling,
     processes,
+    queues,
     report,
 )
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-_PARTS = ("polling", "lambda", "coldstart", "payloads", "processes", "caps")
+_PARTS = ("polling", "lambda", "coldstart", "payloads", "processes", "caps", "queues")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,12 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     if "processes" in parts:
         rows.append(_processes(args.quick, results))
     if "caps" in parts:
-        capped = []
-        for scenario in caps.scenarios(args.quick):
-            _progress(f"concurrency caps: {scenario.name}")
-            capped.append(caps.run(scenario))
-        rows += [caps.row(result) for result in capped]
-        results["caps"] = [result.as_dict() for result in capped]
+        rows += _caps(args.quick, results)
+    if "queues" in parts:
+        _progress("many queues, one worker: shares and a quiet queue's latency")
+        shared = queues.run(queues.QueuesScenario(seconds=2.0 if args.quick else 4.0))
+        results["queues"] = shared.as_dict()
+        rows.append(queues.row(shared))
 
     where = report.machine(load_before)
     if "boto3_cpu_ms_per_call" in results:
@@ -97,6 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.no_write or args.quick or partial):  # the files hold complete runs only
         _write(table, where, results)
     return 0
+
+
+def _caps(quick: bool, results: dict[str, Any]) -> list[report.Row]:
+    capped = []
+    for scenario in caps.scenarios(quick):
+        _progress(f"concurrency caps: {scenario.name}")
+        capped.append(caps.run(scenario))
+    results["caps"] = [result.as_dict() for result in capped]
+    return [caps.row(result) for result in capped]
 
 
 def _processes(quick: bool, results: dict[str, Any]) -> report.Row:

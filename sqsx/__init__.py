@@ -20,6 +20,7 @@ from sqsx.exceptions import (
     UnprocessableMessageError,
     WrongTypeError,
 )
+from sqsx.group import QueueGroup
 from sqsx.hooks import Hook, Processing
 from sqsx.message import Message
 from sqsx.queue import BaseQueue, Queue, RawQueue
@@ -36,6 +37,7 @@ __all__ = [  # noqa: RUF022 - grouped by purpose
     "BaseQueue",
     "ConsumeOptions",
     "Queue",
+    "QueueGroup",
     "RawQueue",
     # sending
     "RawMessage",

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqsx.backoff import BackoffPolicy
 from sqsx.codec import DEFAULT_MAX_MESSAGE_BYTES, check_size
 from sqsx.consumer import Consumer
+from sqsx.consuming import Consuming
 from sqsx.dispatch import (
     Dispatcher,
     Outcome,
@@ -45,7 +46,7 @@ _REQUIRED_METHODS = (
 )
 
 
-class BaseQueue:
+class BaseQueue(Consuming):
     """What ``Queue`` and ``RawQueue`` share: configuration, consuming, stopping, stats.
 
     Args:
@@ -182,58 +183,6 @@ class BaseQueue:
         if not isinstance(message, Message):
             message = Message.from_boto3(message)
         return self.dispatcher.process(message, lambda_context)
-
-    def consume_messages(
-        self,
-        max_messages: int = 1,
-        max_threads: int = 1,
-        wait_seconds: float = 10,
-        polling_wait_seconds: int = 10,
-        run_forever: bool = True,
-        enable_signal_to_exit_gracefully: bool = True,
-        *,
-        visibility_timeout: int | None = None,
-        stop_timeout: float | None = None,
-    ) -> None:
-        """Receive and process messages until stopped.
-
-        Args:
-            max_messages: messages per ReceiveMessage call (1 to 10, default 1).
-            max_threads: handler threads (default 1). The worker keeps them all busy:
-                receivers fetch the next batches while the current ones run, so messages
-                running, waiting and being received never exceed ``max_threads +
-                receivers * max_messages`` (see ``ConsumeOptions.receivers``). ``async def``
-                handlers run on one event loop; each running coroutine takes a thread.
-            wait_seconds: seconds to pause after ``polling_wait_seconds`` of empty receives
-                (default 10).
-            polling_wait_seconds: SQS long polling on an idle queue, 0 to 20 s (default 10),
-                sent as receives of at most 1 s each so that a stop ends within about 1 s.
-            run_forever: ``False`` does one receive, processes what came, and returns.
-            enable_signal_to_exit_gracefully: install SIGINT/SIGTERM handlers (main thread
-                only; the previous handlers are restored on return). The first signal stops
-                gracefully, a second one stops without waiting for running handlers.
-            visibility_timeout: seconds a received message stays hidden; the heartbeat
-                extends running messages by this much. Default: the queue's own setting.
-            stop_timeout: seconds running handlers get to finish once a stop is requested;
-                ``None`` (default) waits for them all.
-
-        Raises:
-            ConfigurationError: an option is out of bounds (a ``ValueError``).
-            QueueUnavailableError: SQS refused the queue (it does not exist, access denied).
-            SqsxError: this queue is already consuming in another thread.
-        """
-        from sqsx.options import ConsumeOptions  # pydantic: not on the Lambda import path
-
-        options = ConsumeOptions(
-            max_messages=max_messages,
-            max_threads=max_threads,
-            wait_seconds=wait_seconds,
-            polling_wait_seconds=polling_wait_seconds,
-            run_forever=run_forever,
-            visibility_timeout=visibility_timeout,
-            stop_timeout=stop_timeout,
-        )
-        self.run(options, enable_signal_to_exit_gracefully=enable_signal_to_exit_gracefully)
 
     def run(
         self, options: ConsumeOptions, *, enable_signal_to_exit_gracefully: bool = False

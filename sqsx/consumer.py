@@ -25,6 +25,7 @@ from sqsx.stats import Stats, StatsHook, StatsSnapshot
 if TYPE_CHECKING:
     from sqsx.engine import Engine
     from sqsx.options import ConsumeOptions
+    from sqsx.sharing import Seat
     from sqsx.stopping import StopRequests
 
 __all__ = ["Consumer"]
@@ -60,8 +61,9 @@ class Consumer:
         """True while a run is in progress."""
         return self._lock.locked()
 
-    def run(self, options: ConsumeOptions, *, signals: bool) -> None:
-        """Consume until stopped (see ``BaseQueue.consume_messages``).
+    def run(self, options: ConsumeOptions, *, signals: bool, seat: Seat | None = None) -> None:
+        """Consume until stopped (see ``BaseQueue.consume_messages``); with ``seat``, on
+        handler threads shared with other queues (``sqsx.group``).
 
         Raises:
             QueueUnavailableError: SQS refused the queue.
@@ -84,7 +86,7 @@ class Consumer:
                 hooks = self._dispatcher.hooks.plus(StatsHook(self._stats))
                 engine = Engine(
                     self._client, self._url, self._dispatcher, hooks, self._stats, options,
-                    stop, force,
+                    stop, force, seat,
                 )  # fmt: skip
                 self._engine = engine
                 engine.run()

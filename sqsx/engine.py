@@ -46,6 +46,7 @@ from sqsx.visibility import VisibilityKeeper
 
 if TYPE_CHECKING:
     from sqsx.options import ConsumeOptions
+    from sqsx.sharing import Seat
 
 __all__ = ["Engine"]
 
@@ -68,6 +69,7 @@ class Engine(Receiving):
         options: validated ``consume_messages`` options.
         stop: set to stop gracefully (``exit_gracefully`` and the first signal set it).
         force: set to stop without waiting for running handlers (the second signal).
+        seat: handler threads and job limits shared with other queues (``sqsx.sharing``).
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class Engine(Receiving):
         options: ConsumeOptions,
         stop: threading.Event,
         force: threading.Event,
+        seat: Seat | None = None,
     ) -> None:
         self._client = client
         self._url = queue_url
@@ -89,8 +92,11 @@ class Engine(Receiving):
         self._options = options
         self._stop = stop
         self._force = force
+        self._seat = seat
         self._inbox = Inbox(
-            fifo=is_fifo(queue_url), caps=ConcurrencyCaps(lambda: dispatcher.task_caps)
+            fifo=is_fifo(queue_url),
+            caps=ConcurrencyCaps(lambda: dispatcher.task_caps),
+            on_ready=None if seat is None else seat.wake,
         )
         self._next_overdue_check = 0.0
         self._threads: list[threading.Thread] = []
@@ -103,6 +109,8 @@ class Engine(Receiving):
             max_messages_total=options.max_messages_total,
             exit_when_idle_seconds=options.exit_when_idle_seconds,
         )
+        if seat is not None:
+            self._limits = seat.limits
         self._visibility_timeout = 0
         self._hand_limit = 0
         self._keeper: VisibilityKeeper
@@ -125,8 +133,7 @@ class Engine(Receiving):
         self._visibility_timeout = options.visibility_timeout or self._queue_visibility_timeout()
         self._keeper = VisibilityKeeper(self._client, self._url, self._visibility_timeout)
         receiver_count = self._receiver_count()
-        # Messages running, waiting and being received never exceed this: one batch more
-        # than the receivers bring at once, so the next is on its way while the last waits.
+        # In hand (running, waiting, being received): a batch more than the receivers bring.
         self._hand_limit = options.max_threads + (receiver_count + 1) * options.max_messages
         self._deletes = BatchFlusher(
             "DeleteMessageBatch",
@@ -138,9 +145,10 @@ class Engine(Receiving):
             workers=receiver_count + 1,  # deletes keep up with what the receivers bring
         )
         threads = [self._spawn(self._timer_loop, "sqsx-timer")]
-        threads += [
-            self._spawn(self._handle_loop, f"sqsx-handler-{i}") for i in range(options.max_threads)
-        ]
+        own = 0 if self._seat else options.max_threads  # else the seat's shared threads
+        threads += [self._spawn(self._handle_loop, f"sqsx-handler-{i}") for i in range(own)]
+        if self._seat is not None:
+            self._seat.attach(self._inbox.try_take, self.handle, self._url)
         receivers: list[threading.Thread] = []
         try:
             if options.run_forever:
@@ -157,6 +165,8 @@ class Engine(Receiving):
                 self._inbox.wait_idle(None, self._stop)
         finally:
             self._shutdown(receivers, threads)
+            if self._seat is not None:
+                self._seat.detach()
         if self._fatal is not None:
             raise QueueUnavailableError(
                 f"SQS refused {self._url}: {describe_error(self._fatal)}"
@@ -164,7 +174,8 @@ class Engine(Receiving):
 
     def thread_ids(self) -> frozenset[int]:
         """The identities of this run's own threads (receivers, handlers, timer)."""
-        return frozenset(t.ident for t in self._threads if t.ident is not None)
+        own = frozenset(t.ident for t in self._threads if t.ident is not None)
+        return own if self._seat is None else own | self._seat.thread_ids()
 
     def _spawn(self, target: Callable[[], None], name: str) -> threading.Thread:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -175,33 +186,33 @@ class Engine(Receiving):
     # -- handling ----------------------------------------------------------------------------
 
     def _handle_loop(self) -> None:
-        while True:
-            message = self._inbox.take()
-            if message is None:
-                return
-            outcome = self._dispatcher.process(
-                message, hooks=self._hooks, on_abandon=self._abandoned
+        while (message := self._inbox.take()) is not None and self.handle(message):
+            pass  # ``handle`` False: this thread was abandoned past a time limit, and ends
+
+    def handle(self, message: Message) -> bool:
+        """Process and settle ``message``; ``False``: its thread was abandoned, must end."""
+        outcome = self._dispatcher.process(message, hooks=self._hooks, on_abandon=self._abandoned)
+        if outcome.late:  # abandoned past its time limit: settled, and this thread replaced
+            return False
+        try:
+            self._settle(message, outcome)
+        except Exception:  # the loop must survive; the message is redelivered later
+            logger.exception(
+                "could not settle message_id=%s queue_url=%s", message.message_id, self._url
             )
-            if outcome.late:  # abandoned past its time limit: settled, and this thread replaced
-                return
-            try:
-                self._settle(message, outcome)
-            except Exception:  # the loop must survive; the message is redelivered later
-                logger.exception(
-                    "could not settle message_id=%s queue_url=%s", message.message_id, self._url
-                )
-            finally:
-                held = self._inbox.done(message, outcome.retry_after)
-            if held:
-                logger.info(
-                    "message_id=%s of group %s failed: holding back %d later messages of the "
-                    "group so none overtakes it queue_url=%s",
-                    message.message_id,
-                    message.group_id,
-                    len(held),
-                    self._url,
-                )
-                self._hold_back(held)
+        finally:
+            held = self._inbox.done(message, outcome.retry_after)
+        if held:
+            logger.info(
+                "message_id=%s of group %s failed: holding back %d later messages of the "
+                "group so none overtakes it queue_url=%s",
+                message.message_id,
+                message.group_id,
+                len(held),
+                self._url,
+            )
+            self._hold_back(held)
+        return True
 
     def _abandoned(self, message: Message, outcome: Outcome) -> None:
         """A handler past its time limit and grace (called from the time-limit ticker):
@@ -210,7 +221,9 @@ class Engine(Receiving):
             self._settle(message, outcome)
         finally:
             self._hold_back(self._inbox.done(message, outcome.retry_after))
-        if not self._inbox.closed:
+        if self._seat is not None:
+            self._seat.replace()
+        elif not self._inbox.closed:
             self._spawn(self._handle_loop, f"sqsx-handler-{len(self._threads)}")
 
     def _settle(self, message: Message, outcome: Outcome) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqsx.caps import ConcurrencyCaps
 from sqsx.message import Message
@@ -37,15 +37,24 @@ class Inbox:
     Args:
         fifo: keep each message group's messages in order, one at a time.
         caps: the tasks' concurrency caps (``sqsx.caps``), if any.
+        on_ready: called with a count (under the inbox's lock) when that many messages may
+            have become ready, for handler threads that wait elsewhere (``sqsx.sharing``).
     """
 
-    def __init__(self, *, fifo: bool = False, caps: ConcurrencyCaps | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        fifo: bool = False,
+        caps: ConcurrencyCaps | None = None,
+        on_ready: Callable[[int], None] | None = None,
+    ) -> None:
         lock = threading.Lock()
         self._ready = threading.Condition(lock)
         self._room = threading.Condition(lock)
         self._waiting: deque[Message] = deque()
         self._gate = GroupGate(fifo=fifo, group_of=_group_of)
         self._caps = caps
+        self._on_ready = on_ready
         self._reserved = 0
         self._room_waiters = 0  # receivers waiting on ``_room``
         self._idle_waiters = 0  # ``wait_idle`` callers waiting on ``_room``
@@ -85,6 +94,8 @@ class Inbox:
             if self._caps is not None:
                 self._caps.waiting(messages, now)
             self._ready.notify(len(messages) - len(held))
+            if self._on_ready is not None and len(messages) > len(held):
+                self._on_ready(len(messages) - len(held))
             return held
 
     # -- handler threads -------------------------------------------------------------------
@@ -95,14 +106,24 @@ class Inbox:
             while True:
                 if self.closed:
                     return None
-                caps = self._caps if self._caps is not None and self._caps.active else None
-                message = self._gate.pick(self._waiting, None if caps is None else caps.allowed)
+                message = self._start_next()
                 if message is not None:
-                    self.running += 1
-                    if caps is not None:
-                        caps.started(message)
                     return message
                 self._ready.wait()
+
+    def try_take(self) -> Message | None:
+        """The next message to run if one may start now, else (or once closed) ``None``."""
+        with self._ready:
+            return None if self.closed else self._start_next()
+
+    def _start_next(self) -> Message | None:
+        caps = self._caps if self._caps is not None and self._caps.active else None
+        message = self._gate.pick(self._waiting, None if caps is None else caps.allowed)
+        if message is not None:
+            self.running += 1
+            if caps is not None:
+                caps.started(message)
+        return message
 
     def done(self, message: Message, retry_after: int | None) -> list[Hold[Message]]:
         """Mark ``message`` finished (``retry_after``: its outcome's, ``None`` when it was
@@ -116,6 +137,8 @@ class Inbox:
                 self._caps.finished(message)
             if (self._gate.fifo or capped) and self._waiting:
                 self._ready.notify()  # a message of this group, or of this task, may run now
+                if self._on_ready is not None:
+                    self._on_ready(1)
             self._wake_room()
             return held
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqsx.dispatch import Outcome, Verdict
 from sqsx.hooks import Hook, Processing
 
-__all__ = ["Stats", "StatsHook", "StatsSnapshot"]
+__all__ = ["Stats", "StatsHook", "StatsSnapshot", "sum_snapshots"]
 
 # Latency percentiles are taken over the most recent handler runs.
 _LATENCY_WINDOW = 20_000
@@ -132,6 +132,27 @@ class StatsHook(Hook):
 
     def after_process(self, processing: Processing, outcome: Outcome) -> None:
         self._stats.finished(outcome)
+
+
+def sum_snapshots(snapshots: list[StatsSnapshot], elapsed: float) -> StatsSnapshot:
+    """Counters summed (the processes of a fleet, the queues of a group); p50 weighted by
+    processed messages, p95 and max the largest."""
+    total = sum(s.processed for s in snapshots)
+    p50 = sum(s.latency_p50 * s.processed for s in snapshots) / total if total else 0.0
+    return StatsSnapshot(
+        received=sum(s.received for s in snapshots),
+        succeeded=sum(s.succeeded for s in snapshots),
+        retried=sum(s.retried for s in snapshots),
+        no_retry=sum(s.no_retry for s in snapshots),
+        unprocessable=sum(s.unprocessable for s in snapshots),
+        timed_out=sum(s.timed_out for s in snapshots),
+        released=sum(s.released for s in snapshots),
+        in_flight=sum(s.in_flight for s in snapshots),
+        elapsed=elapsed,
+        latency_p50=p50,
+        latency_p95=max((s.latency_p95 for s in snapshots), default=0.0),
+        latency_max=max((s.latency_max for s in snapshots), default=0.0),
+    )
 
 
 def _percentile(ordered: list[float], fraction: float) -> float:

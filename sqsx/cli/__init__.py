@@ -81,8 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _worker_parser(worker: argparse.ArgumentParser) -> None:
-    _target_arguments(worker)
+    _target_arguments(worker, many=True)
     add = worker.add_argument
+    add(
+        "--weights",
+        type=_weights,
+        default=None,
+        metavar="W1,W2,...",
+        help="with several queues: one whole number per queue, 1 to 1000; while several "
+        "have work, each gets its weight's share of the threads (default: all 1)",
+    )
     add("--threads", type=_bounded(int, 1, 1024), default=8, help="handler threads (default 8)")
     add(
         "--processes",
@@ -229,13 +237,23 @@ def _log_level_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _target_arguments(parser: argparse.ArgumentParser) -> None:
+def _target_arguments(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
     add = parser.add_argument
-    add("target", metavar="MODULE:ATTR", help="a Queue/RawQueue, or a function returning one")
+    if many:
+        add(
+            "target",
+            metavar="MODULE:ATTR",
+            nargs="+",
+            help="a Queue/RawQueue, or a function returning one; several: one worker "
+            "consumes them all on shared threads",
+        )
+    else:
+        add("target", metavar="MODULE:ATTR", help="a Queue/RawQueue, or a function returning one")
     add(
         "--queue-url",
         default=os.environ.get("SQSX_QUEUE_URL"),
-        help="use this queue URL instead of the module's (default: $SQSX_QUEUE_URL)",
+        help="use this queue URL instead of the module's (default: $SQSX_QUEUE_URL; one "
+        "queue only)",
     )
     add(
         "--endpoint-url",
@@ -243,6 +261,12 @@ def _target_arguments(parser: argparse.ArgumentParser) -> None:
         help="send SQS requests here, e.g. http://127.0.0.1:9324 (default: $SQSX_ENDPOINT_URL)",
     )
     add("--app-dir", default=".", help="directory put on sys.path before importing (default .)")
+
+
+def _weights(text: str) -> tuple[int, ...]:
+    """An argparse type: ``3,1`` -> ``(3, 1)``, each from 1 to 1000."""
+    parse = _bounded(int, 1, 1000)
+    return tuple(parse(part.strip()) for part in text.split(","))
 
 
 def _bounded(kind: Callable[[str], Any], low: float, high: float | None = None) -> Any:

@@ -3,7 +3,8 @@
 The child writes JSON lines, one object each with a ``kind``: ``ready`` once it consumes
 (``url``, ``on_queue``, ``limits`` for the supervisor's startup line), ``stats`` every half
 second and ``final`` at exit (``ending``, ``code``), the last two with its ``StatsSnapshot``
-as ``stats``; ``overrun`` when a handler ran past its hard deadline (``sqsx.cli.overrun``).
+as ``stats`` and, for a child consuming several queues, each queue's as ``queues`` (by
+URL); ``overrun`` when a handler ran past its hard deadline (``sqsx.cli.overrun``).
 Every line is also a heartbeat: the supervisor kills a child that sends nothing for
 ``--kill-silent-after`` seconds (``sqsx.cli.watchdog``), so a ``stats`` line (or, if the
 counters cannot be read, a ``beat``) goes out every half second. The supervisor never
@@ -18,7 +19,7 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqsx.stats import StatsSnapshot
@@ -63,19 +64,31 @@ class SupervisorLink:
             except OSError:
                 self._broken = True
 
-    def report(self, kind: str, snapshot: StatsSnapshot, **fields: Any) -> None:
-        """Send ``snapshot`` as a ``kind`` line."""
+    def report(
+        self,
+        kind: str,
+        snapshot: StatsSnapshot,
+        queues: Mapping[str, StatsSnapshot] | None = None,
+        **fields: Any,
+    ) -> None:
+        """Send ``snapshot`` (and each queue's, for several) as a ``kind`` line."""
+        if queues is not None:
+            fields["queues"] = {url: dataclasses.asdict(s) for url, s in queues.items()}
         self.send(kind, stats=dataclasses.asdict(snapshot), **fields)
 
-    def report_every(self, stats: Callable[[], StatsSnapshot]) -> Callable[[], None]:
-        """Send ``stats()`` every half second from a thread; returns the function that stops
-        it (and waits for it)."""
+    def report_every(
+        self,
+        stats: Callable[[], StatsSnapshot],
+        by_queue: Callable[[], Mapping[str, StatsSnapshot]] | None = None,
+    ) -> Callable[[], None]:
+        """Send ``stats()`` (and ``by_queue()``) every half second from a thread; returns
+        the function that stops it (and waits for it)."""
         done = threading.Event()
 
         def loop() -> None:
             while not done.wait(REPORT_SECONDS):
                 try:
-                    self.report("stats", stats())
+                    self.report("stats", stats(), by_queue() if by_queue else None)
                 except Exception:  # the heartbeat must go on: the watchdog counts on it
                     logger.exception("could not read the counters for the supervisor")
                     self.send("beat")

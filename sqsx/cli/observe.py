@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from sqsx.cli.target import CommandFailed, UsageError
@@ -14,13 +14,17 @@ from sqsx.queue import BaseQueue
 __all__ = ["json_formatter", "line_logger", "log_say", "observe"]
 
 
-def observe(queue: BaseQueue, args: argparse.Namespace, *, json_logs: bool) -> Callable[[], None]:
+def observe(
+    queues: Sequence[BaseQueue], args: argparse.Namespace, *, json_logs: bool
+) -> Callable[[], None]:
     """Add the hooks ``args`` ask for (JSON log scope, Prometheus metrics and their
-    listener) to ``queue``; returns what stops the listener and the depth sampler."""
+    listener) to each of ``queues`` (one registry and listener for all; every series has
+    a ``queue`` label); returns what stops the listener and the depth samplers."""
     if json_logs:
         from sqsx.jsonlogs import LogScope
 
-        queue.add_hook(LogScope())
+        for queue in queues:
+            queue.add_hook(LogScope())
     port = getattr(args, "metrics_port", None)
     if port is None:
         return lambda: None
@@ -31,13 +35,18 @@ def observe(queue: BaseQueue, args: argparse.Namespace, *, json_logs: bool) -> C
             "--metrics-port needs prometheus_client: pip install 'sqsx[metrics]'"
         ) from err
     metrics = PrometheusMetrics()
-    queue.add_hook(metrics)
-    metrics.instrument_client(queue.sqs_client)
+    clients: list[object] = []
+    for queue in queues:
+        queue.add_hook(metrics)
+        if not any(client is queue.sqs_client for client in clients):
+            metrics.instrument_client(queue.sqs_client)
+            clients.append(queue.sqs_client)
     try:
         server = metrics.serve(port, host=args.metrics_host)
     except OSError as err:
         raise CommandFailed(f"cannot serve metrics on {args.metrics_host}:{port}: {err}") from err
-    metrics.watch(queue)
+    for queue in queues:
+        metrics.watch(queue)
 
     def stop() -> None:
         metrics.close()

@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Protocol, TextIO
 
@@ -34,6 +34,7 @@ __all__ = [
     "format_bar_text",
     "format_counters",
     "format_eta",
+    "format_queue_lines",
     "format_summary",
     "make_reporter",
 ]
@@ -83,6 +84,22 @@ def format_summary(snapshot: StatsSnapshot, seconds: float, ending: str) -> str:
         f"dropped (NoRetry) {snapshot.no_retry:,} | unprocessable {snapshot.unprocessable:,} | "
         f"released {snapshot.released:,}\n" + _latencies(snapshot)
     )
+
+
+def format_queue_lines(by_queue: Mapping[str, StatsSnapshot]) -> str:
+    """The summary's lines for each queue of a group, after the totals: one per queue,
+    named by the last part of its URL."""
+    lines = []
+    for url, snap in by_queue.items():
+        name = url.rstrip("/").rsplit("/", 1)[-1]
+        p95 = _ms(snap.latency_p95) if snap.processed else "-"
+        lines.append(
+            f"  {name}: processed {snap.processed:,}, received {snap.received:,} | "
+            f"succeeded {snap.succeeded:,} | retried {snap.retried:,} | "
+            f"dropped {snap.no_retry:,} | unprocessable {snap.unprocessable:,} | "
+            f"released {snap.released:,} | p95 {p95}"
+        )
+    return "\n".join(lines)
 
 
 def _latencies(snapshot: StatsSnapshot) -> str:
@@ -309,13 +326,14 @@ def format_eta(left: int | None, rate: float) -> str:
 
 
 def make_reporter(
-    queue: BaseQueue, *, drain: bool, interval: float, stream: TextIO
+    queue: StatsSource, *, drain: bool, interval: float, stream: TextIO
 ) -> Reporter | None:
-    """The reporter for a worker: none when ``interval`` is 0; a bar when draining on a
-    terminal with ``rich`` installed; else counter lines every ``interval`` seconds."""
+    """The reporter for a worker: none when ``interval`` is 0; a bar when draining one
+    queue on a terminal with ``rich`` installed; else counter lines every ``interval``
+    seconds (for a ``QueueGroup``, of all its queues together)."""
     if interval <= 0:
         return None
-    if drain and stream.isatty():
+    if drain and stream.isatty() and isinstance(queue, BaseQueue):
         try:
             return DrainBar(queue, stream)
         except ImportError:

@@ -29,23 +29,17 @@ Fates of a child that exits, while no stop was asked:
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import logging
 import os
 import signal
-import socket
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
+from sqsx.cli.fleet import Child, Fleet
 from sqsx.cli.overrun import EXIT_IGNORED_LIMIT, describe_overrun
 from sqsx.cli.progress import describe_stop
-from sqsx.cli.watchdog import DEFAULT_KILL_SILENT_AFTER, Liveness
-from sqsx.stats import StatsSnapshot
+from sqsx.stats import sum_snapshots
 from sqsx.stopping import StopRequests
 
 __all__ = ["Fleet", "child_argv", "sum_snapshots", "supervise"]
@@ -60,130 +54,6 @@ _FATAL_CODES = (1, 2)
 _SUPERVISOR_ONLY = ("help", "processes", "max_messages_total", "supervised_fd", "kill_silent_after")
 
 
-class _Child:
-    """One slot of the fleet: its current process and what its predecessors did."""
-
-    def __init__(self, index: int, share: int | None) -> None:
-        self.index = index
-        self.share = share  # this slot's --max-messages-total, if any
-        self.process: subprocess.Popen[bytes] | None = None
-        self.started_at = 0.0
-        self.ready: dict[str, Any] | None = None
-        self.seen_ready = False
-        self.final: dict[str, Any] | None = None
-        self.overrun: dict[str, Any] | None = None
-        self.liveness = Liveness()
-        self.latest: StatsSnapshot | None = None
-        self.retired: list[StatsSnapshot] = []  # the last counters of dead predecessors
-        self.restart_at: float | None = None
-        self.crashes = 0
-        self.done = False
-        self._lock = threading.Lock()
-
-    def start(self, argv: list[str]) -> int:
-        """Start a process for this slot; returns its pid."""
-        parent, child = socket.socketpair()
-        self.ready = self.final = self.latest = self.overrun = None
-        self.liveness.reset()
-        self.seen_ready = False
-        self.started_at = time.monotonic()
-        self.process = subprocess.Popen(
-            [*argv, "--supervised-fd", str(child.fileno())],
-            pass_fds=(child.fileno(),),
-            start_new_session=True,  # a terminal's Ctrl-C goes to the supervisor only
-            stdin=subprocess.DEVNULL,
-        )
-        child.close()
-        threading.Thread(target=self._read, args=(parent,), daemon=True).start()
-        return self.process.pid
-
-    def _read(self, sock: socket.socket) -> None:
-        with sock, sock.makefile("r", encoding="utf-8") as lines:
-            for line in lines:
-                try:
-                    message = json.loads(line)
-                    stats = message.get("stats")
-                    self.liveness.heard(message["kind"])
-                    with self._lock:
-                        if stats is not None:
-                            self.latest = StatsSnapshot(**stats)
-                        if message["kind"] == "ready":
-                            self.ready = message
-                        elif message["kind"] == "final":
-                            self.final = message
-                        elif message["kind"] == "overrun":
-                            self.overrun = message
-                except (ValueError, TypeError, KeyError):
-                    logger.warning("worker process %d sent an unreadable line", self.index)
-
-    def snapshots(self) -> list[StatsSnapshot]:
-        with self._lock:
-            return [*self.retired, *([self.latest] if self.latest else [])]
-
-    def retire(self) -> None:
-        with self._lock:
-            if self.latest is not None:
-                self.retired.append(dataclasses.replace(self.latest, in_flight=0))
-            self.latest = None
-
-    def processed(self) -> int:
-        return sum(s.processed for s in self.snapshots())
-
-
-class Fleet:
-    """The children of one ``sqsx worker --processes N`` and their summed counters.
-
-    ``stats()`` is what progress lines and the summary show; ``snapshots()`` gives each
-    child's own counters (the seam for a metrics exporter)."""
-
-    #: Seconds a consuming child may stay silent before it is killed (``sqsx.cli.watchdog``).
-    kill_silent_after = DEFAULT_KILL_SILENT_AFTER
-
-    def __init__(self, argv: list[str], processes: int, max_total: int | None) -> None:
-        self._argv = argv
-        self._started = time.monotonic()
-        shares: list[int | None] = [None] * processes
-        if max_total is not None:
-            shares = [
-                max_total // processes + (i < max_total % processes) for i in range(processes)
-            ]
-        self.children = [_Child(i, share) for i, share in enumerate(shares)]
-
-    def spawn(self, child: _Child) -> None:
-        argv = list(self._argv)
-        if child.share is not None:
-            argv += ["--max-messages-total", str(max(1, child.share - child.processed()))]
-        pid = child.start(argv)
-        logger.info("started worker process %d pid=%d", child.index, pid)
-
-    def snapshots(self) -> dict[int, list[StatsSnapshot]]:
-        return {child.index: child.snapshots() for child in self.children}
-
-    def stats(self) -> StatsSnapshot:
-        all_snapshots = [s for child in self.children for s in child.snapshots()]
-        return sum_snapshots(all_snapshots, time.monotonic() - self._started)
-
-
-def sum_snapshots(snapshots: list[StatsSnapshot], elapsed: float) -> StatsSnapshot:
-    """Counters summed; p50 weighted by processed messages, p95 and max the largest."""
-    total = sum(s.processed for s in snapshots)
-    p50 = sum(s.latency_p50 * s.processed for s in snapshots) / total if total else 0.0
-    return StatsSnapshot(
-        received=sum(s.received for s in snapshots),
-        succeeded=sum(s.succeeded for s in snapshots),
-        retried=sum(s.retried for s in snapshots),
-        no_retry=sum(s.no_retry for s in snapshots),
-        unprocessable=sum(s.unprocessable for s in snapshots),
-        timed_out=sum(s.timed_out for s in snapshots),
-        released=sum(s.released for s in snapshots),
-        in_flight=sum(s.in_flight for s in snapshots),
-        elapsed=elapsed,
-        latency_p50=p50,
-        latency_p95=max((s.latency_p95 for s in snapshots), default=0.0),
-        latency_max=max((s.latency_max for s in snapshots), default=0.0),
-    )
-
-
 def child_argv(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
     """The ``sqsx worker`` command line of one child: every option given (that differs
     from its default), ``--processes 1``, no ``--max-messages-total`` (the fleet adds each
@@ -194,7 +64,9 @@ def child_argv(parser: argparse.ArgumentParser, args: argparse.Namespace) -> lis
             continue
         value = getattr(args, action.dest, None)
         if not action.option_strings:
-            argv.append(str(value))
+            argv += [str(v) for v in value] if isinstance(value, list) else [str(value)]
+        elif isinstance(value, tuple):  # --weights
+            argv += [action.option_strings[-1], ",".join(map(str, value))]
         elif value != action.default and value is not None:
             flag = action.option_strings[-1]
             argv += [flag] if value is True else [flag, str(value)]
@@ -216,7 +88,7 @@ def supervise(
     """Run the fleet's children until they are done or stopped (SIGINT/SIGTERM handlers are
     installed meanwhile); ``on_ready()`` runs once the first child consumes. Returns how it
     ended and the exit code."""
-    requests = StopRequests(args.queue_url or args.target)
+    requests = StopRequests(args.queue_url or " ".join(args.target))
     failure: tuple[str, int] | None = None
     start_failures = 0
     announced = False
@@ -257,7 +129,7 @@ def supervise(
     return _ending(fleet, requests, failure, args.max_messages_total)
 
 
-def _tend(child: _Child, fleet: Fleet, *, stopping: bool) -> str:
+def _tend(child: Child, fleet: Fleet, *, stopping: bool) -> str:
     """Look after one slot; returns what happened (``""``, ``started``, ``start-failure``,
     ``fatal:CODE``)."""
     if child.done:

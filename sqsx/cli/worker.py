@@ -1,4 +1,5 @@
-"""``sqsx worker``: consume a queue with live progress, stop on signals, print a summary."""
+"""``sqsx worker``: consume a queue (or several, as a ``QueueGroup``) with live progress,
+stop on signals, print a summary (per queue too, for several)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -18,16 +20,19 @@ from sqsx.cli.progress import (
     CounterLines,
     Reporter,
     describe_stop,
+    format_queue_lines,
     format_summary,
     make_reporter,
 )
 from sqsx.cli.supervisor import Fleet, child_argv, supervise
 from sqsx.cli.target import CommandFailed, UsageError, load_queue, with_overrides
 from sqsx.cli.watchdog import refuse_without_fleet
-from sqsx.exceptions import QueueUnavailableError
+from sqsx.exceptions import ConfigurationError, QueueUnavailableError
+from sqsx.group import QueueGroup
 from sqsx.options import ConsumeOptions
 from sqsx.queue import BaseQueue
 from sqsx.sqs import describe_error, error_code, is_bad_credentials, is_missing_queue, read_depth
+from sqsx.stats import StatsSnapshot
 
 __all__ = ["run_worker"]
 
@@ -35,6 +40,22 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Connections of a client made for --endpoint-url, beyond one per handler thread.
 _SPARE_CONNECTIONS = 10
+
+
+class _Consumable(Protocol):
+    """What the worker runs: a queue, or a ``QueueGroup`` of several."""
+
+    def run(self, options: ConsumeOptions, *, enable_signal_to_exit_gracefully: bool) -> None: ...
+
+    def stats(self) -> StatsSnapshot: ...
+
+    def exit_gracefully(self, *, force: bool = False) -> None: ...
+
+    @property
+    def forced_stop(self) -> bool: ...
+
+    @property
+    def stop_signals(self) -> tuple[int, ...]: ...
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -48,14 +69,25 @@ def run_worker(args: argparse.Namespace) -> int:
     configure_logging(args.log_level, json_logs=json_logs)
     refuse_fleet_metrics(args)
     refuse_without_fleet(args)
+    if len(args.target) > 1 and args.queue_url:
+        raise UsageError(
+            "--queue-url (or $SQSX_QUEUE_URL) names one queue: with several MODULE:ATTR, "
+            "each queue's URL comes from its module"
+        )
+    weights = getattr(args, "weights", None)
+    if weights is not None and len(weights) != len(args.target):
+        raise UsageError(f"--weights: give one weight per queue ({len(args.target)})")
     if args.processes > 1:
         return _run_fleet(args)
-    queue = with_overrides(
-        load_queue(args.target, args.app_dir),
-        queue_url=args.queue_url,
-        endpoint_url=args.endpoint_url,
-        pool=args.threads + _SPARE_CONNECTIONS,
-    )
+    queues = [
+        with_overrides(
+            load_queue(target, args.app_dir),
+            queue_url=args.queue_url,
+            endpoint_url=args.endpoint_url,
+            pool=args.threads + _SPARE_CONNECTIONS,
+        )
+        for target in args.target
+    ]
     options = ConsumeOptions(
         max_messages=args.max_messages,
         max_threads=args.threads,
@@ -66,31 +98,49 @@ def run_worker(args: argparse.Namespace) -> int:
         max_messages_total=args.max_messages_total,
         exit_when_idle_seconds=args.exit_when_idle,
     )
-    stop_observing = observe(queue, args, json_logs=json_logs)
     try:
-        return _run_one(queue, options, args, json_logs)
+        queue: _Consumable = queues[0] if len(queues) == 1 else QueueGroup(queues, weights=weights)
+    except ConfigurationError as err:  # the same queue twice
+        raise UsageError(str(err)) from err
+    stop_observing = observe(queues, args, json_logs=json_logs)
+    try:
+        return _run_one(queue, queues, options, args, json_logs)
     finally:
         stop_observing()
 
 
 def _run_one(
-    queue: BaseQueue, options: ConsumeOptions, args: argparse.Namespace, json_logs: bool
+    queue: _Consumable,
+    queues: Sequence[BaseQueue],
+    options: ConsumeOptions,
+    args: argparse.Namespace,
+    json_logs: bool,
 ) -> int:
     tell = log_say if json_logs else say
-    on_queue = _depth_line(queue, drain=args.drain)
+    depths = [_depth_line(member, drain=args.drain) for member in queues]
+    url = ", ".join(member.url for member in queues)
+    on_queue = "; ".join(depths)
     limits = (", stopping once drained" if args.drain else "") + _job_limits(args)
     link = SupervisorLink(args.supervised_fd) if args.supervised_fd is not None else None
-    reporter = overrun = None
+    reporter = None
+    overrun: list[OverrunWatch] = []
     if link is not None:  # a child of --processes N: the supervisor speaks for it
         link.watch(queue.exit_gracefully)  # stop when the supervisor goes away
-        link.send("ready", url=queue.url, on_queue=on_queue, limits=limits)
-        stop_reporting = link.report_every(queue.stats)
-        overrun = _watch_overruns(queue, link, args.hard_kill_after)
+        link.send("ready", url=url, on_queue=on_queue, limits=limits)
+        by_queue = queue.stats_by_queue if isinstance(queue, QueueGroup) else None
+        stop_reporting = link.report_every(queue.stats, by_queue)
+        overrun = [
+            _watch_overruns(member, queue.exit_gracefully, link, args.hard_kill_after)
+            for member in queues
+        ]
     else:
-        tell(
-            f"sqsx worker: {queue.url}, {on_queue}, "
-            f"{args.threads} threads, up to {args.max_messages} per receive{limits}"
-        )
+        if len(queues) == 1:
+            tell(
+                f"sqsx worker: {url}, {on_queue}, "
+                f"{args.threads} threads, up to {args.max_messages} per receive{limits}"
+            )
+        else:
+            tell(_group_line(queues, depths, args, limits))
         reporter = make_reporter(
             queue,
             drain=args.drain,
@@ -105,16 +155,21 @@ def _run_one(
         ending = _limit_ending(args, snapshot.received) or ending
     if failure is not None:
         ending, code = f"stopped: {failure}", 1
-    if link is not None and overrun is not None:
+    if link is not None:
         stop_reporting()
-        overrun.close()
-        if overrun.tripped and failure is None:
-            ending, code = overrun.ending(), EXIT_IGNORED_LIMIT
-        link.report("final", snapshot, ending=ending, code=code)
-        if overrun.tripped:  # its runaway handler could hold the interpreter's exit
+        for watch in overrun:
+            watch.close()
+        tripped = next((watch for watch in overrun if watch.tripped), None)
+        if tripped is not None and failure is None:
+            ending, code = tripped.ending(), EXIT_IGNORED_LIMIT
+        each = queue.stats_by_queue() if isinstance(queue, QueueGroup) else None
+        link.report("final", snapshot, each, ending=ending, code=code)
+        if tripped is not None:  # its runaway handler could hold the interpreter's exit
             exit_now(code)
     else:
         tell(format_summary(snapshot, time.monotonic() - started, ending))
+        if isinstance(queue, QueueGroup):
+            tell(format_queue_lines(queue.stats_by_queue()))
         if queue.forced_stop and snapshot.in_flight:
             tell(
                 f"  {snapshot.in_flight} running handler(s) abandoned: their messages "
@@ -124,18 +179,37 @@ def _run_one(
 
 
 def _watch_overruns(
-    queue: BaseQueue, link: SupervisorLink, hard_kill_after: float | None
+    queue: BaseQueue,
+    stop: Callable[[], None],
+    link: SupervisorLink,
+    hard_kill_after: float | None,
 ) -> OverrunWatch:
-    """Watch a supervised child's abandoned handlers (``sqsx.cli.overrun``)."""
+    """Watch a supervised child's abandoned handlers of ``queue`` (``sqsx.cli.overrun``);
+    ``stop`` stops the whole child (every queue it consumes)."""
     watch = OverrunWatch(
         queue.dispatcher.time_limits,
         link,
-        queue.exit_gracefully,
+        stop,
         hard_kill_after=DEFAULT_HARD_KILL_AFTER if hard_kill_after is None else hard_kill_after,
         queue_url=queue.url,
     )
     watch.start()
     return watch
+
+
+def _group_line(
+    queues: Sequence[BaseQueue], depths: Sequence[str], args: argparse.Namespace, limits: str
+) -> str:
+    """The startup lines of a worker on several queues: the shared threads, then each
+    queue with its weight and depth."""
+    weights = args.weights or (1,) * len(queues)
+    lines = [
+        f"sqsx worker: {len(queues)} queues, {args.threads} threads shared, "
+        f"up to {args.max_messages} per receive{limits}"
+    ]
+    for member, weight, depth in zip(queues, weights, depths, strict=True):
+        lines.append(f"  {member.url} (weight {weight}): {depth}")
+    return "\n".join(lines)
 
 
 def _depth_line(queue: BaseQueue, *, drain: bool) -> str:
@@ -152,7 +226,7 @@ def _depth_line(queue: BaseQueue, *, drain: bool) -> str:
 
 
 def _consume(
-    queue: BaseQueue, options: ConsumeOptions, reporter: Reporter | None, *, swap_logs: bool
+    queue: _Consumable, options: ConsumeOptions, reporter: Reporter | None, *, swap_logs: bool
 ) -> QueueUnavailableError | None:
     """Run the queue with signal handlers and the reporter; the error that ended it, if SQS
     refused the queue."""
@@ -190,10 +264,13 @@ def _run_fleet(args: argparse.Namespace) -> int:
     finally:
         reporter.stop()
     say(format_summary(fleet.stats(), time.monotonic() - started, ending))
+    by_queue = fleet.stats_by_queue()
+    if by_queue:
+        say(format_queue_lines(by_queue))
     return code
 
 
-def _ending(queue: BaseQueue, received: Sequence[int], drain: bool) -> tuple[str, int]:
+def _ending(queue: _Consumable, received: Sequence[int], drain: bool) -> tuple[str, int]:
     """How the run ended, and the exit code that says it."""
     stopped = describe_stop(forced=queue.forced_stop, signals=received)
     return stopped or (("drained" if drain else "stopped"), 0)
