@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,6 @@ import pytest
 from conftest import queue_counts, wait_until
 from faultkit import Ledger, WorkerProcess, Workers, send_tasks, work_tasks
 from proxy import FaultProxy
-
-from sqsx.local import LocalSqs
 
 pytestmark = pytest.mark.fault
 
@@ -32,13 +30,6 @@ STOP_TIMEOUT = 4.0
 RECEIVE_BOUND = POLL + 5.0
 FLUSH_BOUND = 10.0
 SLACK = 4.0  # process start-up of the interpreter exit, a loaded CI machine
-
-
-@pytest.fixture
-def proxy(local_sqs: LocalSqs) -> Iterator[FaultProxy]:
-    server = FaultProxy(local_sqs.port)
-    yield server
-    server.close()
 
 
 def _stop_while_sqs_hangs(
