@@ -61,9 +61,11 @@ def _stop_while_sqs_hangs(
 
 
 def _drain(endpoint_url: str, url: str, record: Path, workers: Workers, proxy: FaultProxy) -> None:
-    """Once SQS answers again, a second worker drains the queue (directly)."""
+    """Once SQS answers again, a second worker drains the queue (directly): a thread a task,
+    so that it takes one task's time, and one receiver, as in every scenario here (moto may
+    deliver a message twice under concurrent receives)."""
     proxy.close()
-    second = workers.start(endpoint_url, url, record, threads=THREADS, drain=True)
+    second = workers.start(endpoint_url, url, record, threads=TASKS, receivers=1, drain=True)
     assert second.wait(90) == 0, second.log()[-3000:]
 
 
