@@ -78,6 +78,8 @@ _DEEP = "[" * 100_000 + "]" * 100_000
 #: and an empty attribute value ("Name, type, value and the message body must not be empty or
 #: null",
 #: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_MessageAttributeValue.html).
+#: (Later versions of the SendMessage page say SQS replaces disallowed characters with U+FFFD
+#: when the body holds at least one allowed character; ``control-characters`` holds none.)
 #: LocalStack refuses them as AWS does; moto accepts them. They stay here because a
 #: hand-written Lambda event can still carry them.
 POISON: tuple[Crafted, ...] = (
