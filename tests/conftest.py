@@ -356,6 +356,21 @@ def workers(tmp_path: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
+def proxy(endpoint_url: str) -> Iterator[Any]:
+    """A fault-injecting TCP proxy (``tests/fault/proxy.FaultProxy``) in front of this test's
+    server, closed at the end of the test."""
+    from urllib.parse import urlsplit
+
+    from proxy import FaultProxy  # on sys.path when tests/fault is collected
+
+    port = urlsplit(endpoint_url).port
+    assert port is not None, endpoint_url
+    server = FaultProxy(port)
+    yield server
+    server.close()
+
+
+@pytest.fixture
 def handlers() -> Iterator[Any]:
     """Builds ``LambdaHandler`` objects (``handlers(queue, **options)``) and stops their
     thread pools after the test."""

@@ -8,7 +8,8 @@ Every test that uses ``endpoint_url`` (or a fixture built on it: ``sqs_client``,
 ``$SQSX_TEST_SERVERS``) narrows the run. A test that can only mean something on one server
 says so with ``@pytest.mark.only_on("moto", reason=...)``; a server that deviates from what
 AWS documents gets ``@deviates_on("localstack", reason=...)``, an xfail for that server
-only, each listed in RELIABILITY.md ("Server differences"). The fault suite runs on moto.
+only, each listed in RELIABILITY.md ("Server differences"). The fault suite (``-m fault``)
+runs on both, like every other integration test.
 
 LocalStack's SQS is its own implementation, not moto's, so a test that passes on both is
 less likely to pin one server's quirks. It runs without Docker: ``localstack-core`` from
@@ -220,8 +221,6 @@ def _servers_for(definition: Any, chosen: list[str]) -> list[str]:
         if not only.kwargs.get("reason"):
             raise pytest.UsageError(f"{definition.nodeid}: only_on needs a reason")
         return [name for name in chosen if name == only.args[0]]
-    if definition.get_closest_marker("fault") is not None:
-        return [name for name in chosen if name == "moto"]  # the fault suite: moto only
     return chosen
 
 

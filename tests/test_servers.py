@@ -70,7 +70,12 @@ class _Definition:
             [],
             id="only-on-a-server-not-chosen",
         ),
-        pytest.param({"fault": pytest.mark.fault}, ["moto", "localstack"], ["moto"], id="fault"),
+        pytest.param(
+            {"fault": pytest.mark.fault},
+            ["moto", "localstack"],
+            ["moto", "localstack"],
+            id="fault-suite-on-both",
+        ),
     ],
 )
 def test_each_server_test_runs_on_the_servers_it_is_meant_for(

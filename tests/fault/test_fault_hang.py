@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,6 @@ import pytest
 from conftest import queue_counts, wait_until
 from faultkit import Ledger, WorkerProcess, Workers, send_tasks, work_tasks
 from proxy import FaultProxy
-
-from sqsx.local import LocalSqs
 
 pytestmark = pytest.mark.fault
 
@@ -32,13 +30,6 @@ STOP_TIMEOUT = 4.0
 RECEIVE_BOUND = POLL + 5.0
 FLUSH_BOUND = 10.0
 SLACK = 4.0  # process start-up of the interpreter exit, a loaded CI machine
-
-
-@pytest.fixture
-def proxy(local_sqs: LocalSqs) -> Iterator[FaultProxy]:
-    server = FaultProxy(local_sqs.port)
-    yield server
-    server.close()
 
 
 def _stop_while_sqs_hangs(
@@ -70,9 +61,11 @@ def _stop_while_sqs_hangs(
 
 
 def _drain(endpoint_url: str, url: str, record: Path, workers: Workers, proxy: FaultProxy) -> None:
-    """Once SQS answers again, a second worker drains the queue (directly)."""
+    """Once SQS answers again, a second worker drains the queue (directly): a thread a task,
+    so that it takes one task's time, and one receiver, as in every scenario here (moto may
+    deliver a message twice under concurrent receives)."""
     proxy.close()
-    second = workers.start(endpoint_url, url, record, threads=THREADS, drain=True)
+    second = workers.start(endpoint_url, url, record, threads=TASKS, receivers=1, drain=True)
     assert second.wait(90) == 0, second.log()[-3000:]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +13,10 @@ from conftest import queue_counts, wait_until
 from faultkit import Ledger, Workers, send_tasks, work_tasks
 from proxy import FaultProxy, OutageMode
 
-from sqsx.local import LocalSqs
-
 pytestmark = pytest.mark.fault
 
 TASKS = 200
 OUTAGE_SECONDS = 10.0
-
-
-@pytest.fixture
-def proxy(local_sqs: LocalSqs) -> Iterator[FaultProxy]:
-    server = FaultProxy(local_sqs.port)
-    yield server
-    server.close()
 
 
 @pytest.mark.parametrize(

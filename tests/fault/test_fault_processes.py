@@ -153,10 +153,11 @@ def test_a_child_killed_mid_run_is_restarted_and_no_task_is_lost(
 def test_sigterm_to_the_supervisor_releases_unstarted_messages_within_2s(
     sqs_client: Any, make_queue: Callable[..., str], endpoint_url: str, tmp_path: Path, fleets: Any
 ) -> None:
-    # Given 60 two-second tasks on a queue with a 60 s visibility timeout (a message that
-    # was not given back would stay hidden for a minute), and two busy children
+    # Given 30 two-second tasks on a queue with a 60 s visibility timeout (a message that
+    # was not given back would stay hidden for a minute), and two busy children (holding up
+    # to 14 each: 4 running, 10 received)
     url = make_queue("fleet-term", VisibilityTimeout=60)
-    tasks = work_tasks(60, seconds=2.0)
+    tasks = work_tasks(30, seconds=2.0)
     send_tasks(sqs_client, url, tasks)
     fleet, children = _busy_fleet(fleets, tmp_path, endpoint_url, url, threads=4)
 

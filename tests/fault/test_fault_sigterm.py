@@ -55,8 +55,9 @@ def test_sigterm_finishes_running_handlers_and_releases_the_rest(
     released = sum(int(n) for n in re.findall(r"releasing (\d+) unstarted", first.log()))
     assert released >= 1, "the worker held no unstarted message at the stop"
 
-    # When a new worker drains the queue
-    second = workers.start(endpoint_url, url, record, threads=THREADS, drain=True)
+    # When a new worker drains the queue (a thread a task, so it takes one task's time; one
+    # receiver, as moto may deliver a message twice under concurrent receives)
+    second = workers.start(endpoint_url, url, record, threads=TASKS, receivers=1, drain=True)
     assert second.wait(60) == 0, second.log()[-3000:]
 
     # Then every task ran exactly once: the stop caused no duplicate
@@ -101,8 +102,8 @@ def test_a_second_sigterm_exits_at_once_and_loses_nothing(
     assert "Second stop request" in first.log()
 
     # And a new worker still runs every task: the cut-short ones came back after the
-    # visibility timeout, and they are the only duplicates
-    second = workers.start(endpoint_url, url, record, threads=THREADS, drain=True)
+    # visibility timeout, and they are the only duplicates (a thread a task, one receiver)
+    second = workers.start(endpoint_url, url, record, threads=len(tasks), receivers=1, drain=True)
     assert second.wait(60) == 0, second.log()[-3000:]
     audit = Ledger.load(record).audit(t["task_id"] for t in tasks)
     assert audit.unfinished == frozenset()

@@ -37,6 +37,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--record", required=True, help="file to append handler calls to")
     parser.add_argument("--threads", type=int, default=8, help="handler threads (default 8)")
     parser.add_argument("--max-messages", type=int, default=10, help="per receive (default 10)")
+    parser.add_argument("--receivers", type=int, default=None, help="(default: sqsx's)")
     parser.add_argument("--polling-wait", type=int, default=1, help="long poll, s (default 1)")
     parser.add_argument("--visibility-timeout", type=int, default=None, help="s (default: queue)")
     parser.add_argument("--min-backoff", type=int, default=1, help="s (default 1)")
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             visibility_timeout=args.visibility_timeout,
             drain=args.drain,
             stop_timeout=args.stop_timeout,
+            receivers=args.receivers,
         ),
         enable_signal_to_exit_gracefully=True,
     )
