@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sqsx.cli.link import SupervisorLink
-from sqsx.cli.observe import json_formatter, line_logger, log_say, observe, refuse_fleet_metrics
+from sqsx.cli.observe import fleet_observed, json_formatter, line_logger, log_say, observe
 from sqsx.cli.progress import (
     CounterLines,
     Reporter,
@@ -44,7 +44,6 @@ def run_worker(args: argparse.Namespace) -> int:
     """
     json_logs = getattr(args, "log_format", "text") == "json"
     configure_logging(args.log_level, json_logs=json_logs)
-    refuse_fleet_metrics(args)
     if args.processes > 1:
         return _run_fleet(args)
     queue = with_overrides(
@@ -160,7 +159,8 @@ def _run_fleet(args: argparse.Namespace) -> int:
     started = time.monotonic()
     start = reporter.start if args.progress_interval > 0 else lambda: None
     try:
-        ending, code = supervise(fleet, args, say, on_ready=start)
+        with fleet_observed(args, fleet):
+            ending, code = supervise(fleet, args, say, on_ready=start)
     finally:
         reporter.stop()
     say(format_summary(fleet.stats(), time.monotonic() - started, ending))
