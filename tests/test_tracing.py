@@ -71,13 +71,17 @@ def provider(exporter: InMemorySpanExporter) -> TracerProvider:
     return found
 
 
-def traced_queue(url: str, client: Any, provider: TracerProvider, ran: list[int]) -> Queue:
-    queue = Queue(url=url, sqs_client=client, hooks=[Tracing(tracer_provider=provider)])
+def traced_queue(
+    url: str, client: Any, provider: TracerProvider, ran: list[int], **options: Any
+) -> Queue:
+    queue = Queue(url=url, sqs_client=client, hooks=[Tracing(tracer_provider=provider, **options)])
     app = provider.get_tracer("app")
 
     def traced(context: dict[str, Any], n: int) -> None:
         with app.start_as_current_span("work"):
             ran.append(n)
+            if n < 0:
+                raise ValueError("a negative n")
 
     queue.add_task_handler("traced", traced)
     return queue
@@ -132,20 +136,71 @@ def test_a_task_sent_by_another_process_and_run_by_the_worker_is_one_trace(
 
 
 @pytest.mark.timeout(90)
-def test_lambda_links_the_invocation_to_each_record_and_continues_its_trace(
+def test_lambda_makes_one_invocation_span_linked_to_each_record(
     sqs_client: Any,
     queue_url: str,
     endpoint_url: str,
     provider: TracerProvider,
     exporter: InMemorySpanExporter,
 ) -> None:
-    # Given two tasks sent with tracing by another process, as Lambda would deliver them
+    # Given two tasks sent with tracing by another process, and one that raises, as Lambda
+    # would deliver them
+    first = send_from_another_process(queue_url, endpoint_url)
+    second = send_from_another_process(queue_url, endpoint_url)
+    Queue(url=queue_url, sqs_client=sqs_client).add_task("traced", n=-1)
+    event = lambda_event(sqs_client, queue_url, 3)
+    ran: list[int] = []
+    handler = LambdaHandler(traced_queue(queue_url, sqs_client, provider, ran), tracing=True,
+                            max_threads=2)  # fmt: skip
+
+    # When the function runs the batch on two threads
+    try:
+        response = handler(event)
+    finally:
+        handler.close()
+
+    # Then there is one span for the invocation and none per record: it links to both
+    # producers (each link naming its message), and the handlers' spans are its children
+    failed = [f["itemIdentifier"] for f in response["batchItemFailures"]]
+    assert len(failed) == 1 and sorted(ran) == [-1, 1, 1]
+    spans = exporter.get_finished_spans()
+    name = queue_url.rsplit("/", 1)[-1]
+    (invocation,) = [s for s in spans if s.name == f"process {name}"]
+    links = {(link.context.trace_id, link.context.span_id) for link in invocation.links}
+    assert links == {(s["trace_id"], s["span_id"]) for s in (first, second)}
+    assert {(link.attributes or {})["messaging.message.id"] for link in invocation.links} == {
+        first["message_id"],
+        second["message_id"],
+    }
+    assert (invocation.attributes or {})["messaging.batch.message_count"] == 3
+    assert invocation.kind is SpanKind.CONSUMER
+    work = [s for s in spans if s.name == "work"]
+    assert len(work) == 3
+    assert {s.parent.span_id if s.parent else 0 for s in work} == {invocation.context.span_id}
+    # And the record that raised is an exception event on it, with its message id
+    (event_,) = invocation.events
+    assert event_.name == "exception"
+    assert (event_.attributes or {})["messaging.message.id"] == failed[0]
+    assert (event_.attributes or {})["exception.type"] == "ValueError"
+    assert invocation.status.status_code is StatusCode.ERROR
+
+
+@pytest.mark.timeout(90)
+def test_lambda_record_spans_continue_each_record_s_trace(
+    sqs_client: Any,
+    queue_url: str,
+    endpoint_url: str,
+    provider: TracerProvider,
+    exporter: InMemorySpanExporter,
+) -> None:
+    # Given two tasks sent with tracing by another process, and a hook asked for a span
+    # per record in Lambda too
     first = send_from_another_process(queue_url, endpoint_url)
     second = send_from_another_process(queue_url, endpoint_url)
     event = lambda_event(sqs_client, queue_url, 2)
     ran: list[int] = []
-    handler = LambdaHandler(traced_queue(queue_url, sqs_client, provider, ran), tracing=True,
-                            max_threads=2)  # fmt: skip
+    queue = traced_queue(queue_url, sqs_client, provider, ran, lambda_record_spans=True)
+    handler = LambdaHandler(queue, tracing=True, max_threads=2)
 
     # When the function runs the batch
     try:
@@ -153,8 +208,8 @@ def test_lambda_links_the_invocation_to_each_record_and_continues_its_trace(
     finally:
         handler.close()
 
-    # Then there is one invocation span linked to both producers, and each record's process
-    # span continues its own producer's trace
+    # Then the invocation span links to both producers, and each record's process span
+    # continues its own producer's trace
     assert response == {"batchItemFailures": []}
     spans = exporter.get_finished_spans()
     name = queue_url.rsplit("/", 1)[-1]
@@ -162,7 +217,6 @@ def test_lambda_links_the_invocation_to_each_record_and_continues_its_trace(
     assert len(invocation) == 1
     links = {(link.context.trace_id, link.context.span_id) for link in invocation[0].links}
     assert links == {(s["trace_id"], s["span_id"]) for s in (first, second)}
-    assert (invocation[0].attributes or {})["messaging.batch.message_count"] == 2
     records = [s for s in spans if s.name == f"process {name}" and not s.links]
     assert {(s.context.trace_id, s.parent.span_id if s.parent else 0) for s in records} == links
     assert {(s.attributes or {})["sqsx.runtime"] for s in records} == {"lambda"}
@@ -357,3 +411,52 @@ def test_each_message_of_a_batch_send_carries_its_own_create_span(
     carried = {(c.trace_id, c.span_id) for c in
                (producer_context(Message.from_boto3(m)) for m in received) if c}  # fmt: skip
     assert carried == {(s.context.trace_id, s.context.span_id) for s in creates}
+
+
+_VALID = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.mark.parametrize(
+    ("traceparent", "tracestate"),
+    [
+        pytest.param(_VALID, None, id="valid"),
+        pytest.param(_VALID, "vendor=a,other=b", id="with-tracestate"),
+        pytest.param(_VALID[:-2] + "00", None, id="not-sampled"),
+        pytest.param(" \t" + _VALID + " ", None, id="blanks-around"),
+        pytest.param(_VALID.upper(), None, id="uppercase"),
+        pytest.param("ff" + _VALID[2:], None, id="version-ff"),
+        pytest.param(_VALID + "-extra", None, id="version-00-with-more"),
+        pytest.param("01" + _VALID[2:] + "-extra", None, id="later-version-with-more"),
+        pytest.param("00-" + "0" * 32 + "-b7ad6b7169203331-01", None, id="zero-trace-id"),
+        pytest.param(_VALID[:36] + "0" * 16 + "-01", None, id="zero-span-id"),
+        pytest.param("01" + _VALID[2:] + "-" + "x" * 500, None, id="over-512-characters"),
+        pytest.param(_VALID, "x=" + "y" * 600, id="tracestate-over-512"),
+        pytest.param("00-0af76519-b7ad6b7169203331-01", None, id="short-trace-id"),
+        pytest.param("", None, id="empty"),
+    ],
+)
+def test_traceparent_is_read_as_opentelemetry_s_propagator_reads_it(
+    traceparent: str, tracestate: str | None
+) -> None:
+    # Given a message carrying this traceparent (and tracestate)
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    attributes = {"traceparent": {"DataType": "String", "StringValue": traceparent}}
+    carrier = {"traceparent": traceparent}
+    if tracestate is not None:
+        attributes["tracestate"] = {"DataType": "String", "StringValue": tracestate}
+        carrier["tracestate"] = tracestate
+    message = Message.from_boto3({"MessageId": "m", "MessageAttributes": attributes})
+
+    # When sqsx reads it, and OpenTelemetry's own propagator does
+    found = producer_context(message)
+    context = TraceContextTextMapPropagator().extract(carrier)
+    expected = trace.get_current_span(context).get_span_context()
+
+    # Then both agree: the same span context, or none
+    if not expected.is_valid:
+        assert found is None
+    else:
+        assert found == expected
+        assert found.is_remote and found.trace_state == expected.trace_state
