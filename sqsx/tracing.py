@@ -21,7 +21,7 @@ tracer provider configured by the application (``opentelemetry-sdk`` and an expo
   do not; an unprocessable message does.
 - Lambda: ``LambdaHandler(queue, tracing=True)`` makes one ``process <queue>`` span per
   invocation (kind CONSUMER, ``messaging.batch.message_count``) with a link to each
-  record's producer context, its ``messaging.message.id`` on the link: the conventions'
+  record's producer context: the conventions'
   shape for a batch ("a single Process span can account for a batch of messages; for each
   message it accounts for, it SHOULD link to the message's creation context"). It is
   current in every thread that runs a record's handler, so the handler's spans are its
@@ -85,6 +85,7 @@ _TRACEPARENT = re.compile(
     r"-(?P<flags>[0-9a-f]{2})(?:(?P<rest>-.*)|[ \t]*)"
 )
 _MAX_HEADER = 512
+_FLAGS = {"00": TraceFlags(TraceFlags.DEFAULT), "01": TraceFlags(TraceFlags.SAMPLED)}
 
 
 class Tracing(Hook):
@@ -223,11 +224,9 @@ class Tracing(Hook):
         """A CONSUMER span over one Lambda invocation, linked to each record's producer
         context; current inside the ``with`` block, and in the threads that run the
         records' handlers meanwhile."""
-        links = [
-            Link(ctx, {"messaging.message.id": m.message_id})
-            for m in messages
-            if (ctx := producer_context(m)) is not None
-        ]
+        # (no messaging.message.id on the links: the SDK's attribute checks would double
+        # the per-record cost; an exception event names its record)
+        links = [Link(ctx) for ctx in map(producer_context, messages) if ctx is not None]
         with self._tracer.start_as_current_span(
             f"process {name}",
             kind=SpanKind.CONSUMER,
@@ -240,7 +239,7 @@ class Tracing(Hook):
                 "messaging.batch.message_count": len(messages),
             },
         ) as span:
-            if self._record_spans or not span.is_recording():
+            if self._record_spans:
                 yield span
                 return
             batch = (span, otel_context.get_current())
@@ -281,8 +280,10 @@ def producer_context(message: Message) -> SpanContext | None:
 
 def _text(attributes: Mapping[str, Any], key: str) -> str | None:
     value = attributes.get(key)
-    text = value.get("StringValue") if isinstance(value, Mapping) else None
-    return text if isinstance(text, str) else None
+    if value is None or not (type(value) is dict or isinstance(value, Mapping)):  # dict: fast
+        return None
+    text = value.get("StringValue")
+    return text if type(text) is str else None
 
 
 def _from_traceparent(header: str | None, attributes: Mapping[str, Any]) -> SpanContext | None:
@@ -298,7 +299,7 @@ def _from_traceparent(header: str | None, attributes: Mapping[str, Any]) -> Span
     state = _text(attributes, "tracestate")
     if state is not None and len(state) > _MAX_HEADER:
         state = None
-    flags = TraceFlags(int(match["flags"], 16))
+    flags = _FLAGS.get(match["flags"]) or TraceFlags(int(match["flags"], 16))
     return SpanContext(
         trace_id,
         span_id,

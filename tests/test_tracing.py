@@ -160,7 +160,7 @@ def test_lambda_makes_one_invocation_span_linked_to_each_record(
         handler.close()
 
     # Then there is one span for the invocation and none per record: it links to both
-    # producers (each link naming its message), and the handlers' spans are its children
+    # producers, and the handlers' spans are its children
     failed = [f["itemIdentifier"] for f in response["batchItemFailures"]]
     assert len(failed) == 1 and sorted(ran) == [-1, 1, 1]
     spans = exporter.get_finished_spans()
@@ -168,10 +168,6 @@ def test_lambda_makes_one_invocation_span_linked_to_each_record(
     (invocation,) = [s for s in spans if s.name == f"process {name}"]
     links = {(link.context.trace_id, link.context.span_id) for link in invocation.links}
     assert links == {(s["trace_id"], s["span_id"]) for s in (first, second)}
-    assert {(link.attributes or {})["messaging.message.id"] for link in invocation.links} == {
-        first["message_id"],
-        second["message_id"],
-    }
     assert (invocation.attributes or {})["messaging.batch.message_count"] == 3
     assert invocation.kind is SpanKind.CONSUMER
     work = [s for s in spans if s.name == "work"]
