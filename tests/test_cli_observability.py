@@ -274,3 +274,38 @@ def test_a_dead_child_s_counters_stay_and_its_gauges_go(
             before, calls, operation=operation
         )
     assert "restarting it" in fleet.errors
+
+
+def test_the_fleet_s_listener_and_directory_are_its_own_and_go_with_it() -> None:
+    # Given the fleet metrics of a supervisor whose children have not started
+    import argparse
+    import stat
+
+    from sqsx.cli.fleetmetrics import MULTIPROC_ENV, fleet_metrics
+    from sqsx.cli.supervisor import Fleet
+
+    args = argparse.Namespace(metrics_port=0, metrics_host="127.0.0.1", processes=2)
+    fleet = Fleet(["unused"], 2, None)
+    before = os.environ.get(MULTIPROC_ENV)
+
+    # When it serves, then it listens on 127.0.0.1, and its children would get a directory
+    # only its user can read
+    with fleet_metrics(args, fleet) as server:
+        path = Path(os.environ[MULTIPROC_ENV])
+        assert server.server_address[0] == "127.0.0.1"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700
+        samples = scrape(server.server_port)
+        assert samples[_key("sqsx_worker_info", version=_version(), runtime="worker")] == 1
+
+    # And once it ends, the directory is gone and the environment is as it was
+    assert not path.exists()
+    assert os.environ.get(MULTIPROC_ENV) == before
+
+
+def test_only_the_live_gauge_files_of_processes_not_running_are_dead(tmp_path: Path) -> None:
+    from sqsx.cli.fleetmetrics import dead_pids
+
+    for name in ("gauge_livesum_101.db", "gauge_liveall_102.db", "gauge_livesum_103.db",
+                 "counter_104.db", "gauge_mostrecent_105.db", "histogram_101.db"):  # fmt: skip
+        (tmp_path / name).touch()
+    assert dead_pids(str(tmp_path), running={103}) == {101, 102}

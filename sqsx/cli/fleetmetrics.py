@@ -47,9 +47,10 @@ _LIVE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")
 
 
 @contextlib.contextmanager
-def fleet_metrics(args: argparse.Namespace, fleet: Fleet) -> Iterator[None]:
+def fleet_metrics(args: argparse.Namespace, fleet: Fleet) -> Iterator[Any]:
     """Serve the fleet's merged metrics on ``args.metrics_host:args.metrics_port`` while
-    the block runs, children started inside it writing to a directory this owns.
+    the block runs (the ``with`` gives the HTTP server), children started inside it
+    writing to a directory this owns.
 
     Raises:
         CommandFailed: prometheus_client is missing, or the port cannot be bound.
@@ -82,7 +83,7 @@ def fleet_metrics(args: argparse.Namespace, fleet: Fleet) -> Iterator[None]:
         )
         os.environ[MULTIPROC_ENV] = path  # inherited by every child the fleet starts
         try:
-            yield
+            yield server
         finally:
             server.shutdown()
     finally:

@@ -55,7 +55,7 @@ def observe(queue: BaseQueue, args: argparse.Namespace, *, json_logs: bool) -> C
     return stop
 
 
-def fleet_observed(args: argparse.Namespace, fleet: Fleet) -> AbstractContextManager[None]:
+def fleet_observed(args: argparse.Namespace, fleet: Fleet) -> AbstractContextManager[object]:
     """What ``--processes N`` serves while its children run: the children's metrics, merged
     (see ``sqsx.cli.fleetmetrics``), with ``--metrics-port``; else nothing."""
     if getattr(args, "metrics_port", None) is None:
