@@ -135,6 +135,26 @@ def test_a_task_sent_by_another_process_and_run_by_the_worker_is_one_trace(
     assert process.status.status_code is StatusCode.UNSET
 
 
+def run_lambda_batch(
+    sqs_client: Any, queue_url: str, endpoint_url: str, provider: TracerProvider,
+    ran: list[int], failing: int, **options: Any,
+) -> tuple[set[tuple[int, int]], dict[str, Any]]:  # fmt: skip
+    """Two tasks sent with tracing by another process and ``failing`` that raise, run by a
+    ``LambdaHandler(tracing=True)`` on two threads as one event; the producers' (trace id,
+    span id) and the response."""
+    sent = [send_from_another_process(queue_url, endpoint_url) for _ in range(2)]
+    for _ in range(failing):
+        Queue(url=queue_url, sqs_client=sqs_client).add_task("traced", n=-1)
+    event = lambda_event(sqs_client, queue_url, 2 + failing)
+    queue = traced_queue(queue_url, sqs_client, provider, ran, **options)
+    handler = LambdaHandler(queue, tracing=True, max_threads=2)
+    try:
+        response: dict[str, Any] = dict(handler(event))
+    finally:
+        handler.close()
+    return {(s["trace_id"], s["span_id"]) for s in sent}, response
+
+
 @pytest.mark.timeout(90)
 def test_lambda_makes_one_invocation_span_linked_to_each_record(
     sqs_client: Any,
@@ -143,21 +163,12 @@ def test_lambda_makes_one_invocation_span_linked_to_each_record(
     provider: TracerProvider,
     exporter: InMemorySpanExporter,
 ) -> None:
-    # Given two tasks sent with tracing by another process, and one that raises, as Lambda
-    # would deliver them
-    first = send_from_another_process(queue_url, endpoint_url)
-    second = send_from_another_process(queue_url, endpoint_url)
-    Queue(url=queue_url, sqs_client=sqs_client).add_task("traced", n=-1)
-    event = lambda_event(sqs_client, queue_url, 3)
+    # Given two tasks sent with tracing by another process, and one that raises, when the
+    # function runs them as one batch on two threads
     ran: list[int] = []
-    handler = LambdaHandler(traced_queue(queue_url, sqs_client, provider, ran), tracing=True,
-                            max_threads=2)  # fmt: skip
-
-    # When the function runs the batch on two threads
-    try:
-        response = handler(event)
-    finally:
-        handler.close()
+    producers, response = run_lambda_batch(
+        sqs_client, queue_url, endpoint_url, provider, ran, failing=1
+    )
 
     # Then there is one span for the invocation and none per record: it links to both
     # producers, and the handlers' spans are its children
@@ -167,7 +178,7 @@ def test_lambda_makes_one_invocation_span_linked_to_each_record(
     name = queue_url.rsplit("/", 1)[-1]
     (invocation,) = [s for s in spans if s.name == f"process {name}"]
     links = {(link.context.trace_id, link.context.span_id) for link in invocation.links}
-    assert links == {(s["trace_id"], s["span_id"]) for s in (first, second)}
+    assert links == producers
     assert (invocation.attributes or {})["messaging.batch.message_count"] == 3
     assert invocation.kind is SpanKind.CONSUMER
     work = [s for s in spans if s.name == "work"]
@@ -190,19 +201,11 @@ def test_lambda_record_spans_continue_each_record_s_trace(
     exporter: InMemorySpanExporter,
 ) -> None:
     # Given two tasks sent with tracing by another process, and a hook asked for a span
-    # per record in Lambda too
-    first = send_from_another_process(queue_url, endpoint_url)
-    second = send_from_another_process(queue_url, endpoint_url)
-    event = lambda_event(sqs_client, queue_url, 2)
+    # per record in Lambda too, when the function runs them as one batch
     ran: list[int] = []
-    queue = traced_queue(queue_url, sqs_client, provider, ran, lambda_record_spans=True)
-    handler = LambdaHandler(queue, tracing=True, max_threads=2)
-
-    # When the function runs the batch
-    try:
-        response = handler(event)
-    finally:
-        handler.close()
+    producers, response = run_lambda_batch(
+        sqs_client, queue_url, endpoint_url, provider, ran, failing=0, lambda_record_spans=True
+    )
 
     # Then the invocation span links to both producers, and each record's process span
     # continues its own producer's trace
@@ -212,7 +215,7 @@ def test_lambda_record_spans_continue_each_record_s_trace(
     invocation = [s for s in spans if s.name == f"process {name}" and s.links]
     assert len(invocation) == 1
     links = {(link.context.trace_id, link.context.span_id) for link in invocation[0].links}
-    assert links == {(s["trace_id"], s["span_id"]) for s in (first, second)}
+    assert links == producers
     records = [s for s in spans if s.name == f"process {name}" and not s.links]
     assert {(s.context.trace_id, s.parent.span_id if s.parent else 0) for s in records} == links
     assert {(s.attributes or {})["sqsx.runtime"] for s in records} == {"lambda"}
