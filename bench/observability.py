@@ -66,15 +66,19 @@ def polling_overhead(quick: bool, repeats: int) -> list[dict[str, Any]]:
             threads=10, handler_ms=handler_ms, depth=depth, budget_seconds=budget
         )
         ratios: dict[str, list[float]] = {"off": [], "on": []}
+        cpu: dict[str, list[float]] = {"off": [], "on": []}  # client CPU ms per message
         for _ in range(repeats):
             for mode in ("off", "on"):
                 result = polling.run(scenario, hooks=_hooks() if mode == "on" else ())
                 if result.error or result.lost or result.unacked:
                     raise RuntimeError(f"{scenario.name} {mode}: {result.as_dict()}")
                 ratios[mode].append(result.ratio)
+                cpu[mode].append(result.cpu_per_1000)
                 _progress(f"{scenario.name} {mode}: {result.rate:,.0f} msg/s, {result.ratio:.1%}")
         off, on = statistics.median(ratios["off"]), statistics.median(ratios["on"])
-        rows.append({"name": scenario.name, "off": off, "on": on, "kept": on / off})
+        rows.append({"name": scenario.name, "off": off, "on": on, "kept": on / off,
+                     "cpu_off": statistics.median(cpu["off"]),
+                     "cpu_on": statistics.median(cpu["on"])})  # fmt: skip
     return rows
 
 
@@ -259,11 +263,12 @@ def markdown(
     polled: list[dict[str, Any]], lambdas: list[dict[str, Any]], hooks: list[dict[str, Any]]
 ) -> str:
     lines = [
-        "| scenario | off | metrics + tracing on | kept |",
-        "|---|---|---|---|",
+        "| scenario | off | metrics + tracing on | kept | client CPU ms / msg, off / on |",
+        "|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['name']} | {r['off']:.1%} of bound | {r['on']:.1%} of bound | {r['kept']:.1%} |"
+        f"| {r['name']} | {r['off']:.1%} of bound | {r['on']:.1%} of bound | {r['kept']:.1%} "
+        f"| {r['cpu_off']:.3f} / {r['cpu_on']:.3f} |"
         for r in polled
     ]
     lines += [
