@@ -186,12 +186,16 @@ class Tracing(Hook):
         if found is None:
             return
         span, token, own = found
+        if not own:  # the invocation's span: only what went wrong, with the record's id
+            try:
+                if outcome.error is not None or outcome.verdict is Verdict.UNPROCESSABLE:
+                    record = {"messaging.message.id": processing.message.message_id}
+                    _record_error(span, outcome, record)
+            finally:
+                otel_context.detach(token)
+            return
         try:
             if not span.is_recording():
-                return
-            if not own:  # the invocation's span: only what went wrong, with the record's id
-                record = {"messaging.message.id": processing.message.message_id}
-                _record_error(span, outcome, record)
                 return
             if outcome.retry_after is None:
                 span.set_attribute("sqsx.verdict", outcome.verdict.value)
@@ -204,8 +208,7 @@ class Tracing(Hook):
                 )
             _record_error(span, outcome)
         finally:
-            if own:
-                span.end()
+            span.end()
             otel_context.detach(token)
 
     # -- Lambda ----------------------------------------------------------------------------
