@@ -276,6 +276,35 @@ def test_an_unknown_task_is_an_error_span(
     assert (span.attributes or {})["sqsx.task"] == "-"
 
 
+def test_in_a_lambda_invocation_an_unknown_task_is_an_event_on_its_span(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    # Given an invocation span over two records: one of a known task, one of none
+    queue = offline_queue(provider)
+    queue.add_task_handler("known", lambda context: None)
+    tracing = queue.hooks[0]
+    assert isinstance(tracing, Tracing)
+    known, unknown = (
+        Message.from_boto3({
+            "MessageId": f"m-{task}", "ReceiptHandle": "r", "Body": "eyJrd2FyZ3MiOiB7fX0=",
+            "MessageAttributes": {"TaskName": {"DataType": "String", "StringValue": task}},
+        })
+        for task in ("known", "job")
+    )  # fmt: skip
+
+    # When the core processes both within it, in the Lambda runtime
+    with tracing.invocation_span([known, unknown], "jobs"):
+        outcomes = [queue.dispatcher.process(m, runtime="lambda") for m in (known, unknown)]
+
+    # Then the only span is the invocation's: an event names the unprocessable record
+    assert [o.verdict.value for o in outcomes] == ["succeeded", "unprocessable"]
+    (span,) = exporter.get_finished_spans()
+    assert [(e.name, dict(e.attributes or {})) for e in span.events] == [
+        ("unprocessable message", {"messaging.message.id": "m-job"})
+    ]
+    assert span.status.status_code is StatusCode.ERROR
+
+
 def _attributes(count: int) -> dict[str, dict[str, str]]:
     return {f"a{i}": {"DataType": "String", "StringValue": "v"} for i in range(count)}
 
