@@ -7,7 +7,8 @@ On the simulated SQS:
   ``PrometheusMetrics`` + ``Tracing`` (an OpenTelemetry SDK provider sampling every span,
   a ``BatchSpanProcessor`` and an exporter that drops what it gets), as a ratio of the
   scenario's bound;
-- ``LambdaHandler`` on a 100-record no-op event, inline and at 10 threads, without and with
+- ``LambdaHandler`` on a 100-record no-op event whose records carry a ``traceparent``,
+  inline and at 10 threads, without and with
   ``metrics=Metrics(...)`` (EMF, printed to /dev/null), ``tracing=True`` with the API's
   no-op provider and with the SDK, and both: CPU microseconds per record, and the difference.
 
@@ -65,15 +66,19 @@ def polling_overhead(quick: bool, repeats: int) -> list[dict[str, Any]]:
             threads=10, handler_ms=handler_ms, depth=depth, budget_seconds=budget
         )
         ratios: dict[str, list[float]] = {"off": [], "on": []}
+        cpu: dict[str, list[float]] = {"off": [], "on": []}  # client CPU ms per message
         for _ in range(repeats):
             for mode in ("off", "on"):
                 result = polling.run(scenario, hooks=_hooks() if mode == "on" else ())
                 if result.error or result.lost or result.unacked:
                     raise RuntimeError(f"{scenario.name} {mode}: {result.as_dict()}")
                 ratios[mode].append(result.ratio)
+                cpu[mode].append(result.cpu_per_1000)
                 _progress(f"{scenario.name} {mode}: {result.rate:,.0f} msg/s, {result.ratio:.1%}")
         off, on = statistics.median(ratios["off"]), statistics.median(ratios["on"])
-        rows.append({"name": scenario.name, "off": off, "on": on, "kept": on / off})
+        rows.append({"name": scenario.name, "off": off, "on": on, "kept": on / off,
+                     "cpu_off": statistics.median(cpu["off"]),
+                     "cpu_on": statistics.median(cpu["on"])})  # fmt: skip
     return rows
 
 
@@ -115,7 +120,7 @@ def lambda_overhead(quick: bool, repeats: int) -> list[dict[str, Any]]:
     url = sqs.create_queue(QueueName="obs-bench", Attributes={"VisibilityTimeout": "900"})[
         "QueueUrl"
     ]
-    event = lambda_fanout.make_event(sqs, url, 100)
+    event = traced(lambda_fanout.make_event(sqs, url, 100))
     invocations = 10 if quick else 60
     rows = []
     for threads in (1, 10):
@@ -141,57 +146,100 @@ def lambda_overhead(quick: bool, repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
-def hook_cost(quick: bool) -> list[dict[str, Any]]:
-    """CPU microseconds one record costs in ``Dispatcher.process`` (Lambda runtime), per
-    hook set, in a tight loop in one thread (best of 7 runs): the hooks' own cost without
-    the thread pool's noise. The EMF row is ``InvocationMetrics.record`` for a 100-record
-    invocation, divided by 100."""
-    import timeit
+def traced(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` with a W3C ``traceparent`` on every record, as a traced producer sends."""
+    records = []
+    for n, record in enumerate(event["Records"]):
+        value = f"00-{n + 1:032x}-{n + 1:016x}-01"
+        attributes = {**record.get("messageAttributes", {}),
+                      "traceparent": {"stringValue": value, "dataType": "String"}}  # fmt: skip
+        records.append({**record, "messageAttributes": attributes})
+    return {"Records": records}
 
+
+#: hook_cost's rows: (name, runtime, hooks, inside a Lambda invocation span).
+HOOK_SETS = (
+    ("none", "lambda", "none", False),
+    ("Tracing, no SDK: Lambda invocation span + links", "lambda", "api", True),
+    ("Tracing, SDK: Lambda invocation span + links", "lambda", "sdk", True),
+    ("Tracing, SDK, lambda_record_spans=True", "lambda", "sdk-records", True),
+    ("Tracing, no SDK: a span per message (worker)", "worker", "api", False),
+    ("Tracing, SDK: a span per message (worker)", "worker", "sdk", False),
+    ("PrometheusMetrics (worker)", "worker", "prometheus", False),
+)
+
+
+def _hook_set(kind: str) -> list[Any]:
     from prometheus_client import CollectorRegistry
+
+    from sqsx.metrics import PrometheusMetrics
+    from sqsx.tracing import Tracing
+
+    if kind == "none":
+        return []
+    if kind == "prometheus":
+        return [PrometheusMetrics(registry=CollectorRegistry())]
+    provider = None if kind == "api" else _tracer_provider()
+    return [Tracing(tracer_provider=provider, lambda_record_spans=kind == "sdk-records")]
+
+
+def hook_cost(quick: bool) -> list[dict[str, Any]]:
+    """CPU microseconds one record costs in ``Dispatcher.process``, per hook set, in a tight
+    loop in one thread over 100 traced records (best of 9 interleaved runs): the hooks' own cost
+    without the thread pool's noise. Lambda rows run the 100 records inside one
+    ``Tracing.invocation_span`` (its links and its span included, per record), as
+    ``LambdaHandler(tracing=True)`` does. The EMF row is ``InvocationMetrics.record`` for a
+    100-record invocation, divided by 100."""
+    import timeit
 
     from sqsx import Queue
     from sqsx.hooks import HookChain
     from sqsx.message import Message
-    from sqsx.metrics import PrometheusMetrics
-    from sqsx.tracing import Tracing
     from sqsx_lambda.records import read_record
     from sqsx_lambda.runner import Fate, RecordResult
 
     sqs = _simulator()
     url = sqs.create_queue(QueueName="hook-bench")["QueueUrl"]
-    record = lambda_fanout.make_event(sqs, url, 1)["Records"][0]
-    message: Message = read_record(record)
+    event = traced(lambda_fanout.make_event(sqs, url, 100))
+    messages: list[Message] = [read_record(record) for record in event["Records"]]
     queue = Queue(url=url, sqs_client=sqs)
     queue.add_task_handler(lambda_fanout.TASK, lambda context, n: None)
-    sets: dict[str, list[Any]] = {
-        "none": [],
-        "Tracing, no SDK": [Tracing()],
-        "Tracing, SDK": [Tracing(tracer_provider=_tracer_provider())],
-        "PrometheusMetrics": [PrometheusMetrics(registry=CollectorRegistry())],
-    }
-    number = 2_000 if quick else 20_000
-    rows = []
-    for name, hooks in sets.items():
+    number = 20 if quick else 100
+    runs: dict[str, Callable[[], None]] = {}
+    for name, runtime, kind, invocation in HOOK_SETS:
+        hooks = _hook_set(kind)
         chain = HookChain(hooks)
 
-        def one(chain: HookChain = chain) -> None:
-            queue.dispatcher.process(message, None, runtime="lambda", hooks=chain)
+        def run(chain: HookChain = chain, runtime: Any = runtime) -> None:
+            for message in messages:
+                queue.dispatcher.process(message, None, runtime=runtime, hooks=chain)
 
-        best = min(timeit.repeat(one, timer=time.process_time, number=number, repeat=7))
-        rows.append({"hooks": name, "us": best / number * 1e6})
-    outcome = queue.dispatcher.process(message, None, runtime="lambda")
-    results = [RecordResult(message, Fate.DONE, outcome)] * 100
+        def one(hooks: list[Any] = hooks, run: Any = run, invocation: bool = invocation) -> None:
+            if invocation:
+                with hooks[0].invocation_span(messages, "hook-bench"):
+                    run()
+            else:
+                run()
+
+        runs[name] = one
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(9):  # the sets interleaved, so that a burst of load hits them alike
+        for name, one in runs.items():
+            taken = min(timeit.repeat(one, timer=time.process_time, number=number, repeat=1))
+            best[name] = min(best[name], taken)
+    rows = [{"hooks": name, "us": taken / number / 100 * 1e6} for name, taken in best.items()]
+    outcome = queue.dispatcher.process(messages[0], None, runtime="lambda")
+    results = [RecordResult(messages[0], Fate.DONE, outcome)] * 100
     emf = _emf_recorder()
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
         best = min(timeit.repeat(lambda: emf.record(results, url), timer=time.process_time,
-                                 number=max(number // 100, 20), repeat=7))  # fmt: skip
-    rows.append({"hooks": "EMF (per record of a 100-record batch)",
-                 "us": best / max(number // 100, 20) / 100 * 1e6})  # fmt: skip
+                                 number=number, repeat=7))  # fmt: skip
+    rows.append(
+        {"hooks": "EMF (per record of a 100-record batch)", "us": best / number / 100 * 1e6}
+    )
     base = rows[0]["us"]
-    for row in rows[1:]:
-        row["added_us"] = row["us"] - base if row["hooks"] != rows[-1]["hooks"] else row["us"]
-    rows[0]["added_us"] = 0.0
+    for row in rows:
+        row["added_us"] = row["us"] if row["hooks"].startswith("EMF") else row["us"] - base
     for row in rows:
         _progress(f"hooks {row['hooks']}: {row['us']:.2f} us/record (+{row['added_us']:.2f})")
     return rows
@@ -215,11 +263,12 @@ def markdown(
     polled: list[dict[str, Any]], lambdas: list[dict[str, Any]], hooks: list[dict[str, Any]]
 ) -> str:
     lines = [
-        "| scenario | off | metrics + tracing on | kept |",
-        "|---|---|---|---|",
+        "| scenario | off | metrics + tracing on | kept | client CPU ms / msg, off / on |",
+        "|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['name']} | {r['off']:.1%} of bound | {r['on']:.1%} of bound | {r['kept']:.1%} |"
+        f"| {r['name']} | {r['off']:.1%} of bound | {r['on']:.1%} of bound | {r['kept']:.1%} "
+        f"| {r['cpu_off']:.3f} / {r['cpu_on']:.3f} |"
         for r in polled
     ]
     lines += [

@@ -37,7 +37,14 @@ from sqsx.sqs import error_code, read_depth
 if TYPE_CHECKING:
     from sqsx.queue import BaseQueue
 
-__all__ = ["DURATION_BUCKETS", "DepthSampler", "PrometheusMetrics", "queue_name"]
+__all__ = [
+    "DURATION_BUCKETS",
+    "DepthSampler",
+    "PrometheusMetrics",
+    "multiprocess",
+    "queue_name",
+    "worker_info",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +54,8 @@ DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 
 #: Message age buckets, in seconds: 10 ms to 12 hours.
 AGE_BUCKETS = (0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600)
 _DEPTH_STATES = ("visible", "in_flight", "delayed")
+# How often a child of `--processes N` writes its waiting messages out, in seconds.
+_WAITING_SECONDS = 1.0
 
 
 def queue_name(queue_url: str) -> str:
@@ -87,14 +96,16 @@ class PrometheusMetrics(Hook):
             "sqsx_message_age_seconds", "Time from SentTimestamp to the start of processing.",
             ["queue"], buckets=AGE_BUCKETS, registry=reg,
         )  # fmt: skip
+        # multiprocess_mode: how `--processes N` merges the children's values (ignored
+        # in one process): the live children's sum; the depth is one queue's, read by all.
         self.in_progress = Gauge(
             "sqsx_messages_in_progress", "Messages whose handler is running.", ["queue"],
-            registry=reg,
+            registry=reg, multiprocess_mode="livesum",
         )  # fmt: skip
         self.waiting = Gauge(
             "sqsx_messages_waiting",
             "Messages received by the worker and waiting for a handler thread.",
-            ["queue"], registry=reg,
+            ["queue"], registry=reg, multiprocess_mode="livesum",
         )  # fmt: skip
         self.sqs_calls = Counter(
             "sqsx_sqs_calls", "SQS API calls, by operation.", ["operation"], registry=reg
@@ -105,18 +116,19 @@ class PrometheusMetrics(Hook):
         )  # fmt: skip
         self.depth = Gauge(
             "sqsx_queue_messages", "Approximate queue depth, sampled by GetQueueAttributes.",
-            ["queue", "state"], registry=reg,
+            ["queue", "state"], registry=reg, multiprocess_mode="mostrecent",
         )  # fmt: skip
         self.depth_sampled = Gauge(
             "sqsx_queue_depth_sampled_timestamp_seconds",
             "When the queue depth was last read successfully.", ["queue"], registry=reg,
+            multiprocess_mode="max",
         )  # fmt: skip
         self.info = Info("sqsx_worker", "The sqsx version and runtime.", registry=reg)
-        self.info.info({"version": _version(), "runtime": "worker"})
+        self.info.info(worker_info())
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._queues: dict[str, tuple[str, Any, Any]] = {}
         self._lock = threading.Lock()
-        self._samplers: list[DepthSampler] = []
+        self._samplers: list[DepthSampler | _Every] = []
 
     # -- the hook --------------------------------------------------------------------------
 
@@ -176,7 +188,11 @@ class PrometheusMetrics(Hook):
             done = snap.processed + snap.in_flight + snap.released
             return float(max(snap.received - done, 0))
 
-        self.waiting.labels(name).set_function(waiting)
+        gauge = self.waiting.labels(name)
+        if multiprocess():  # a function's value would stay in this process: write it out
+            self._samplers.append(_Every(_WAITING_SECONDS, lambda: gauge.set(waiting())))
+        else:
+            gauge.set_function(waiting)
         sampler = DepthSampler(queue.sqs_client, queue.url, self._record_depth, interval)
         self._samplers.append(sampler)
         sampler.start()
@@ -277,6 +293,30 @@ class DepthSampler:
             self._thread.join(5)
 
 
+class _Every:
+    """Calls ``action`` every ``interval`` seconds in a daemon thread, from now until
+    ``stop()``."""
+
+    def __init__(self, interval: float, action: Callable[[], object]) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._loop, args=(interval, action), name="sqsx-metrics", daemon=True
+        )
+        self._thread.start()
+
+    def _loop(self, interval: float, action: Callable[[], object]) -> None:
+        while not self._stop.is_set():
+            try:
+                action()
+            except Exception:  # the loop must survive; the next tick tries again
+                logger.exception("a metrics refresh failed")
+            self._stop.wait(interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
 def _sent_at(raw: Any) -> float | None:
     """``SentTimestamp`` (milliseconds since the epoch) in seconds, if present."""
     value = (raw.get("Attributes") or {}).get("SentTimestamp")
@@ -286,7 +326,16 @@ def _sent_at(raw: Any) -> float | None:
         return None
 
 
-def _version() -> str:
+def worker_info() -> dict[str, str]:
+    """The labels of ``sqsx_worker_info``."""
     from sqsx import __version__
 
-    return str(__version__)
+    return {"version": str(__version__), "runtime": "worker"}
+
+
+def multiprocess() -> bool:
+    """True when ``prometheus_client`` writes its values to files for another process to
+    serve (``PROMETHEUS_MULTIPROC_DIR`` was set when it was imported)."""
+    from prometheus_client import values
+
+    return values.ValueClass is not values.MutexValue

@@ -75,3 +75,12 @@ raw = RawQueue(
 )
 
 not_a_queue = 42
+
+
+def where(context: dict[str, Any], n: int, seconds: float = 0.0) -> None:
+    """Takes ``seconds``, then records ``n`` and the process that ran it."""
+    time.sleep(seconds)
+    _record(f"{n} {os.getpid()}")
+
+
+queue.add_task_handler("where", where)

@@ -71,13 +71,17 @@ def provider(exporter: InMemorySpanExporter) -> TracerProvider:
     return found
 
 
-def traced_queue(url: str, client: Any, provider: TracerProvider, ran: list[int]) -> Queue:
-    queue = Queue(url=url, sqs_client=client, hooks=[Tracing(tracer_provider=provider)])
+def traced_queue(
+    url: str, client: Any, provider: TracerProvider, ran: list[int], **options: Any
+) -> Queue:
+    queue = Queue(url=url, sqs_client=client, hooks=[Tracing(tracer_provider=provider, **options)])
     app = provider.get_tracer("app")
 
     def traced(context: dict[str, Any], n: int) -> None:
         with app.start_as_current_span("work"):
             ran.append(n)
+            if n < 0:
+                raise ValueError("a negative n")
 
     queue.add_task_handler("traced", traced)
     return queue
@@ -131,38 +135,87 @@ def test_a_task_sent_by_another_process_and_run_by_the_worker_is_one_trace(
     assert process.status.status_code is StatusCode.UNSET
 
 
+def run_lambda_batch(
+    sqs_client: Any, queue_url: str, endpoint_url: str, provider: TracerProvider,
+    ran: list[int], failing: int, **options: Any,
+) -> tuple[set[tuple[int, int]], dict[str, Any]]:  # fmt: skip
+    """Two tasks sent with tracing by another process and ``failing`` that raise, run by a
+    ``LambdaHandler(tracing=True)`` on two threads as one event; the producers' (trace id,
+    span id) and the response."""
+    sent = [send_from_another_process(queue_url, endpoint_url) for _ in range(2)]
+    for _ in range(failing):
+        Queue(url=queue_url, sqs_client=sqs_client).add_task("traced", n=-1)
+    event = lambda_event(sqs_client, queue_url, 2 + failing)
+    queue = traced_queue(queue_url, sqs_client, provider, ran, **options)
+    handler = LambdaHandler(queue, tracing=True, max_threads=2)
+    try:
+        response: dict[str, Any] = dict(handler(event))
+    finally:
+        handler.close()
+    return {(s["trace_id"], s["span_id"]) for s in sent}, response
+
+
 @pytest.mark.timeout(90)
-def test_lambda_links_the_invocation_to_each_record_and_continues_its_trace(
+def test_lambda_makes_one_invocation_span_linked_to_each_record(
     sqs_client: Any,
     queue_url: str,
     endpoint_url: str,
     provider: TracerProvider,
     exporter: InMemorySpanExporter,
 ) -> None:
-    # Given two tasks sent with tracing by another process, as Lambda would deliver them
-    first = send_from_another_process(queue_url, endpoint_url)
-    second = send_from_another_process(queue_url, endpoint_url)
-    event = lambda_event(sqs_client, queue_url, 2)
+    # Given two tasks sent with tracing by another process, and one that raises, when the
+    # function runs them as one batch on two threads
     ran: list[int] = []
-    handler = LambdaHandler(traced_queue(queue_url, sqs_client, provider, ran), tracing=True,
-                            max_threads=2)  # fmt: skip
+    producers, response = run_lambda_batch(
+        sqs_client, queue_url, endpoint_url, provider, ran, failing=1
+    )
 
-    # When the function runs the batch
-    try:
-        response = handler(event)
-    finally:
-        handler.close()
+    # Then there is one span for the invocation and none per record: it links to both
+    # producers, and the handlers' spans are its children
+    failed = [f["itemIdentifier"] for f in response["batchItemFailures"]]
+    assert len(failed) == 1 and sorted(ran) == [-1, 1, 1]
+    spans = exporter.get_finished_spans()
+    name = queue_url.rsplit("/", 1)[-1]
+    (invocation,) = [s for s in spans if s.name == f"process {name}"]
+    links = {(link.context.trace_id, link.context.span_id) for link in invocation.links}
+    assert links == producers
+    assert (invocation.attributes or {})["messaging.batch.message_count"] == 3
+    assert invocation.kind is SpanKind.CONSUMER
+    work = [s for s in spans if s.name == "work"]
+    assert len(work) == 3
+    assert {s.parent.span_id if s.parent else 0 for s in work} == {invocation.context.span_id}
+    # And the record that raised is an exception event on it, with its message id
+    (event_,) = invocation.events
+    assert event_.name == "exception"
+    assert (event_.attributes or {})["messaging.message.id"] == failed[0]
+    assert (event_.attributes or {})["exception.type"] == "ValueError"
+    assert invocation.status.status_code is StatusCode.ERROR
 
-    # Then there is one invocation span linked to both producers, and each record's process
-    # span continues its own producer's trace
+
+@pytest.mark.timeout(90)
+def test_lambda_record_spans_continue_each_record_s_trace(
+    sqs_client: Any,
+    queue_url: str,
+    endpoint_url: str,
+    provider: TracerProvider,
+    exporter: InMemorySpanExporter,
+) -> None:
+    # Given two tasks sent with tracing by another process, and a hook asked for a span
+    # per record in Lambda too, when the function runs them as one batch
+    ran: list[int] = []
+    producers, response = run_lambda_batch(
+        sqs_client, queue_url, endpoint_url, provider, ran, failing=0, lambda_record_spans=True
+    )
+
+    # Then the invocation span links to both producers, and each record's process span
+    # continues its own producer's trace
     assert response == {"batchItemFailures": []}
     spans = exporter.get_finished_spans()
     name = queue_url.rsplit("/", 1)[-1]
     invocation = [s for s in spans if s.name == f"process {name}" and s.links]
     assert len(invocation) == 1
     links = {(link.context.trace_id, link.context.span_id) for link in invocation[0].links}
-    assert links == {(s["trace_id"], s["span_id"]) for s in (first, second)}
-    assert (invocation[0].attributes or {})["messaging.batch.message_count"] == 2
+    assert links == producers
     records = [s for s in spans if s.name == f"process {name}" and not s.links]
     assert {(s.context.trace_id, s.parent.span_id if s.parent else 0) for s in records} == links
     assert {(s.attributes or {})["sqsx.runtime"] for s in records} == {"lambda"}
@@ -221,6 +274,35 @@ def test_an_unknown_task_is_an_error_span(
     assert span.status.status_code is StatusCode.ERROR
     assert (span.attributes or {})["sqsx.verdict"] == "unprocessable"
     assert (span.attributes or {})["sqsx.task"] == "-"
+
+
+def test_in_a_lambda_invocation_an_unknown_task_is_an_event_on_its_span(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    # Given an invocation span over two records: one of a known task, one of none
+    queue = offline_queue(provider)
+    queue.add_task_handler("known", lambda context: None)
+    tracing = queue.hooks[0]
+    assert isinstance(tracing, Tracing)
+    known, unknown = (
+        Message.from_boto3({
+            "MessageId": f"m-{task}", "ReceiptHandle": "r", "Body": "eyJrd2FyZ3MiOiB7fX0=",
+            "MessageAttributes": {"TaskName": {"DataType": "String", "StringValue": task}},
+        })
+        for task in ("known", "job")
+    )  # fmt: skip
+
+    # When the core processes both within it, in the Lambda runtime
+    with tracing.invocation_span([known, unknown], "jobs"):
+        outcomes = [queue.dispatcher.process(m, runtime="lambda") for m in (known, unknown)]
+
+    # Then the only span is the invocation's: an event names the unprocessable record
+    assert [o.verdict.value for o in outcomes] == ["succeeded", "unprocessable"]
+    (span,) = exporter.get_finished_spans()
+    assert [(e.name, dict(e.attributes or {})) for e in span.events] == [
+        ("unprocessable message", {"messaging.message.id": "m-job"})
+    ]
+    assert span.status.status_code is StatusCode.ERROR
 
 
 def _attributes(count: int) -> dict[str, dict[str, str]]:
@@ -357,3 +439,52 @@ def test_each_message_of_a_batch_send_carries_its_own_create_span(
     carried = {(c.trace_id, c.span_id) for c in
                (producer_context(Message.from_boto3(m)) for m in received) if c}  # fmt: skip
     assert carried == {(s.context.trace_id, s.context.span_id) for s in creates}
+
+
+_VALID = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.mark.parametrize(
+    ("traceparent", "tracestate"),
+    [
+        pytest.param(_VALID, None, id="valid"),
+        pytest.param(_VALID, "vendor=a,other=b", id="with-tracestate"),
+        pytest.param(_VALID[:-2] + "00", None, id="not-sampled"),
+        pytest.param(" \t" + _VALID + " ", None, id="blanks-around"),
+        pytest.param(_VALID.upper(), None, id="uppercase"),
+        pytest.param("ff" + _VALID[2:], None, id="version-ff"),
+        pytest.param(_VALID + "-extra", None, id="version-00-with-more"),
+        pytest.param("01" + _VALID[2:] + "-extra", None, id="later-version-with-more"),
+        pytest.param("00-" + "0" * 32 + "-b7ad6b7169203331-01", None, id="zero-trace-id"),
+        pytest.param(_VALID[:36] + "0" * 16 + "-01", None, id="zero-span-id"),
+        pytest.param("01" + _VALID[2:] + "-" + "x" * 500, None, id="over-512-characters"),
+        pytest.param(_VALID, "x=" + "y" * 600, id="tracestate-over-512"),
+        pytest.param("00-0af76519-b7ad6b7169203331-01", None, id="short-trace-id"),
+        pytest.param("", None, id="empty"),
+    ],
+)
+def test_traceparent_is_read_as_opentelemetry_s_propagator_reads_it(
+    traceparent: str, tracestate: str | None
+) -> None:
+    # Given a message carrying this traceparent (and tracestate)
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    attributes = {"traceparent": {"DataType": "String", "StringValue": traceparent}}
+    carrier = {"traceparent": traceparent}
+    if tracestate is not None:
+        attributes["tracestate"] = {"DataType": "String", "StringValue": tracestate}
+        carrier["tracestate"] = tracestate
+    message = Message.from_boto3({"MessageId": "m", "MessageAttributes": attributes})
+
+    # When sqsx reads it, and OpenTelemetry's own propagator does
+    found = producer_context(message)
+    context = TraceContextTextMapPropagator().extract(carrier)
+    expected = trace.get_current_span(context).get_span_context()
+
+    # Then both agree: the same span context, or none
+    if not expected.is_valid:
+        assert found is None
+    else:
+        assert found == expected
+        assert found.is_remote and found.trace_state == expected.trace_state

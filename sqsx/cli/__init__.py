@@ -167,7 +167,7 @@ def _worker_parser(worker: argparse.ArgumentParser) -> None:
         type=_bounded(int, 0, 65535),
         default=None,
         help="serve Prometheus metrics on this port at /metrics (needs sqsx[metrics]; "
-        "0 picks a free port)",
+        "0 picks a free port; with --processes N, the supervisor serves them all)",
     )
     add(
         "--metrics-host",

@@ -6,12 +6,16 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, TextIO
 
-from sqsx.cli.target import CommandFailed, UsageError
+from sqsx.cli.target import CommandFailed
 from sqsx.queue import BaseQueue
 
-__all__ = ["json_formatter", "line_logger", "log_say", "observe"]
+if TYPE_CHECKING:
+    from sqsx.cli.supervisor import Fleet
+
+__all__ = ["fleet_observed", "json_formatter", "line_logger", "log_say", "observe"]
 
 
 def observe(
@@ -29,7 +33,7 @@ def observe(
     if port is None:
         return lambda: None
     try:
-        from sqsx.metrics import PrometheusMetrics
+        from sqsx.metrics import PrometheusMetrics, multiprocess
     except ImportError as err:
         raise CommandFailed(
             "--metrics-port needs prometheus_client: pip install 'sqsx[metrics]'"
@@ -41,28 +45,33 @@ def observe(
         if not any(client is queue.sqs_client for client in clients):
             metrics.instrument_client(queue.sqs_client)
             clients.append(queue.sqs_client)
-    try:
-        server = metrics.serve(port, host=args.metrics_host)
-    except OSError as err:
-        raise CommandFailed(f"cannot serve metrics on {args.metrics_host}:{port}: {err}") from err
+    server = None
+    if args.supervised_fd is None or not multiprocess():  # else the supervisor serves
+        try:
+            server = metrics.serve(port, host=args.metrics_host)
+        except OSError as err:
+            raise CommandFailed(
+                f"cannot serve metrics on {args.metrics_host}:{port}: {err}"
+            ) from err
     for queue in queues:
         metrics.watch(queue)
 
     def stop() -> None:
         metrics.close()
-        server.shutdown()
+        if server is not None:
+            server.shutdown()
 
     return stop
 
 
-def refuse_fleet_metrics(args: argparse.Namespace) -> None:
-    """``--metrics-port`` with ``--processes`` above 1 is not aggregated yet: refuse it
-    rather than serve one child's figures (or fail on a taken port)."""
-    if getattr(args, "metrics_port", None) is not None and args.processes > 1:
-        raise UsageError(
-            "--metrics-port works with --processes 1 only for now: run one worker per "
-            "process (each with its own port) to scrape them all"
-        )
+def fleet_observed(args: argparse.Namespace, fleet: Fleet) -> AbstractContextManager[object]:
+    """What ``--processes N`` serves while its children run: the children's metrics, merged
+    (see ``sqsx.cli.fleetmetrics``), with ``--metrics-port``; else nothing."""
+    if getattr(args, "metrics_port", None) is None:
+        return nullcontext()
+    from sqsx.cli.fleetmetrics import fleet_metrics
+
+    return fleet_metrics(args, fleet)
 
 
 def json_formatter() -> logging.Formatter:

@@ -14,7 +14,7 @@ from typing import Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sqsx.cli.link import SupervisorLink
-from sqsx.cli.observe import json_formatter, line_logger, log_say, observe, refuse_fleet_metrics
+from sqsx.cli.observe import fleet_observed, json_formatter, line_logger, log_say, observe
 from sqsx.cli.overrun import DEFAULT_HARD_KILL_AFTER, EXIT_IGNORED_LIMIT, OverrunWatch, exit_now
 from sqsx.cli.progress import (
     CounterLines,
@@ -67,7 +67,6 @@ def run_worker(args: argparse.Namespace) -> int:
     """
     json_logs = getattr(args, "log_format", "text") == "json"
     configure_logging(args.log_level, json_logs=json_logs)
-    refuse_fleet_metrics(args)
     refuse_without_fleet(args)
     if len(args.target) > 1 and args.queue_url:
         raise UsageError(
@@ -260,7 +259,8 @@ def _run_fleet(args: argparse.Namespace) -> int:
     started = time.monotonic()
     start = reporter.start if args.progress_interval > 0 else lambda: None
     try:
-        ending, code = supervise(fleet, args, say, on_ready=start)
+        with fleet_observed(args, fleet):
+            ending, code = supervise(fleet, args, say, on_ready=start)
     finally:
         reporter.stop()
     say(format_summary(fleet.stats(), time.monotonic() - started, ending))
