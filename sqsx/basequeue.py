@@ -17,6 +17,7 @@ from sqsx.dispatch import (
 )
 from sqsx.exceptions import WrongTypeError
 from sqsx.hooks import Hook, HookChain
+from sqsx.lanes import DEFAULT_MAX_COROUTINES
 from sqsx.message import Message
 from sqsx.ordering import is_fifo
 from sqsx.sending import (
@@ -194,6 +195,7 @@ class BaseQueue:
         *,
         visibility_timeout: int | None = None,
         stop_timeout: float | None = None,
+        max_async: int = DEFAULT_MAX_COROUTINES,
     ) -> None:
         """Receive and process messages until stopped.
 
@@ -202,8 +204,7 @@ class BaseQueue:
             max_threads: handler threads (default 1). The worker keeps them all busy:
                 receivers fetch the next batches while the current ones run, so messages
                 running, waiting and being received never exceed ``max_threads +
-                receivers * max_messages`` (see ``ConsumeOptions.receivers``). ``async def``
-                handlers run on one event loop; each running coroutine takes a thread.
+                receivers * max_messages`` (see ``ConsumeOptions.receivers``).
             wait_seconds: seconds to pause after ``polling_wait_seconds`` of empty receives
                 (default 10).
             polling_wait_seconds: SQS long polling on an idle queue, 0 to 20 s (default 10),
@@ -215,7 +216,11 @@ class BaseQueue:
             visibility_timeout: seconds a received message stays hidden; the heartbeat
                 extends running messages by this much. Default: the queue's own setting.
             stop_timeout: seconds running handlers get to finish once a stop is requested;
-                ``None`` (default) waits for them all.
+                ``None`` (default) waits for them all. Coroutines still running then are
+                cancelled and their messages made visible again at once.
+            max_async: coroutines of ``async def`` handlers running at once (1 to 10,000,
+                default 100), on one event loop, each holding no thread: a handler thread
+                hands the coroutine over and takes its next message.
 
         Raises:
             ConfigurationError: an option is out of bounds (a ``ValueError``).
@@ -232,6 +237,7 @@ class BaseQueue:
             run_forever=run_forever,
             visibility_timeout=visibility_timeout,
             stop_timeout=stop_timeout,
+            max_async=max_async,
         )
         self.run(options, enable_signal_to_exit_gracefully=enable_signal_to_exit_gracefully)
 

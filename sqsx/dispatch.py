@@ -1,8 +1,13 @@
 """The processing core: one message in, one ``Outcome`` out.
 
-Both runtimes call ``Dispatcher.process``; neither decides a message's fate itself. The
-polling engine turns an ``Outcome`` into DeleteMessageBatch / ChangeMessageVisibilityBatch
-entries, the Lambda runtime into ``batchItemFailures`` entries.
+Both runtimes call ``Dispatcher.begin`` (``process`` is ``begin`` without a lane); neither
+decides a message's fate itself. The polling engine turns an ``Outcome`` into
+DeleteMessageBatch / ChangeMessageVisibilityBatch entries, the Lambda runtime into
+``batchItemFailures`` entries.
+
+``begin`` returns the ``Outcome``, or for an ``async def`` handler given the runtime's
+``sqsx.lanes.AsyncLane`` a ``CoroutineRun``, a ``concurrent.futures.Future[Outcome]`` set in
+the loop's thread when the coroutine ends (same ``Fates``); the caller settles it then.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from sqsx.aio import EventLoopThread
 from sqsx.backoff import BackoffPolicy
@@ -26,6 +31,7 @@ from sqsx.exceptions import (
 )
 from sqsx.fates import Fates, PoisonPolicy
 from sqsx.hooks import HookChain, Processing, Runtime
+from sqsx.lanes import AsyncLane, CoroutineRun, is_async_function, is_async_handler
 from sqsx.message import Message
 from sqsx.outcome import Outcome, Verdict
 from sqsx.registry import HandlerRegistry
@@ -105,7 +111,32 @@ class Dispatcher:
         on_abandon: AbandonFn | None = None,
         limit_cap: Callable[[], float | None] | None = None,
     ) -> Outcome:
-        """Process ``message``; never raises for anything the message or handler does.
+        """Process ``message`` in the calling thread (a coroutine is run to completion);
+        never raises for anything the message or handler does. See ``begin``."""
+        outcome = self.begin(
+            message, lambda_context, runtime=runtime, hooks=hooks, on_abandon=on_abandon,
+            limit_cap=limit_cap,
+        )  # fmt: skip
+        return cast(Outcome, outcome)  # without a lane: always an Outcome
+
+    def begin(
+        self,
+        message: Message,
+        lambda_context: Any = None,
+        *,
+        runtime: Runtime = "worker",
+        hooks: HookChain | None = None,
+        on_abandon: AbandonFn | None = None,
+        limit_cap: Callable[[], float | None] | None = None,
+        lane: AsyncLane | None = None,
+    ) -> Outcome | CoroutineRun:
+        """Start processing ``message``; never raises for anything the message or handler
+        does.
+
+        Returns the ``Outcome``, or, for an ``async def`` handler given a ``lane``, a
+        ``CoroutineRun`` (a ``concurrent.futures.Future[Outcome]``) resolved in the event
+        loop's thread once the coroutine is over (see ``sqsx.lanes``): the calling thread
+        is free as soon as ``begin`` returns.
 
         Args:
             message: the received message.
@@ -118,6 +149,7 @@ class Dispatcher:
                 back later with ``Outcome.late`` set.
             limit_cap: returns the seconds the handler may run at most whatever its time
                 limit (the Lambda runtime's deadline); asked only for a handler with one.
+            lane: the runtime's async lane, if it has one.
         """
         chain = self.hooks if hooks is None else hooks
         processing = (
@@ -140,6 +172,10 @@ class Dispatcher:
         if limit is not None and limit_cap is not None:
             cap = limit_cap()
             limit = limit if cap is None else max(min(limit, cap), 0.0)
+        if lane is not None and is_async_handler(call):  # hooks run on the loop, in its task
+            if processing is not None:
+                processing.task, processing.time_limit = label, limit
+            return lane.start(call, message, label, limit, self.fates, chain, processing)
         if processing is None:
             return self._run(
                 call, message, label, limit, _Abandon.of(self, message, label, limit, on_abandon)
@@ -151,6 +187,11 @@ class Dispatcher:
         if not outcome.late:
             chain.after(processing, outcome)
         return outcome
+
+    def has_async_handlers(self) -> bool:
+        """True when an ``async def`` handler is registered (runtimes size receiving for
+        the async lane then)."""
+        return False
 
     def refuse(
         self,
@@ -310,6 +351,9 @@ class TaskDispatcher(Dispatcher):
         #: Per-task time limits (seconds), over the queue's ``time_limit``. Replaced whole.
         self.task_limits: Mapping[str, float | None] = {}
 
+    def has_async_handlers(self) -> bool:
+        return any(is_async_function(self.registry.get(n)) for n in self.registry.names())
+
     def _prepare(
         self, message: Message, lambda_context: Any
     ) -> tuple[Callable[[], object], str, float | None]:
@@ -344,6 +388,9 @@ class RawDispatcher(Dispatcher):
     ) -> None:
         super().__init__(queue_url, backoff, poison_policy, hooks, time_limit=time_limit)
         self.handler = handler
+
+    def has_async_handlers(self) -> bool:
+        return is_async_function(self.handler)
 
     def _prepare(
         self, message: Message, lambda_context: Any

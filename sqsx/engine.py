@@ -4,14 +4,17 @@ Threads with fixed roles:
 
 - receivers (by default 1 to 8) long-poll SQS whenever the handlers are about to run dry, so the
   next batch is in hand before the current one is done: there is no batch barrier;
-- ``max_threads`` handler threads run messages through the ``Dispatcher``;
+- ``max_threads`` handler threads run messages through the ``Dispatcher``; an ``async def``
+  handler's coroutine is handed to the async lane (``sqsx.lanes``, up to ``max_async`` at
+  once) and frees its thread and its room in the inbox until it ends;
 - one timer thread drives the heartbeat and sends partial batches of acks;
 - small pools send DeleteMessageBatch and ChangeMessageVisibilityBatch calls.
 
 Stop sequence (started by the ``stop`` event; setting it again is harmless): stop
 receiving; give back received but unstarted messages at once (visibility 0); let running
-handlers finish, up to ``stop_timeout`` (or until ``force`` is set); wait for a long poll in
-flight and release what it brings; flush pending acks and visibility changes.
+handlers and coroutines finish, up to ``stop_timeout`` (or until ``force`` is set), then
+cancel the coroutines left (visible again at once); wait for a long poll in flight and
+release what it brings; flush pending acks and visibility changes.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from sqsx.dispatch import Dispatcher, Outcome
 from sqsx.exceptions import QueueUnavailableError
 from sqsx.hooks import HookChain
 from sqsx.inbox import Inbox
+from sqsx.lanes import AsyncLane, CoroutineRun
 from sqsx.limits import RunLimits
 from sqsx.message import Message
 from sqsx.ordering import Hold, is_fifo
@@ -107,6 +111,7 @@ class Engine(Receiving):
         self._hand_limit = 0
         self._keeper: VisibilityKeeper
         self._deletes: BatchFlusher
+        self._lane: AsyncLane  # ``async def`` handlers' coroutines (``sqsx.lanes``)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -124,6 +129,12 @@ class Engine(Receiving):
         # even when the queue's own setting could not be read.
         self._visibility_timeout = options.visibility_timeout or self._queue_visibility_timeout()
         self._keeper = VisibilityKeeper(self._client, self._url, self._visibility_timeout)
+        self._lane = AsyncLane(
+            self._dispatcher.event_loop,
+            max_coroutines=options.max_async,
+            grace_seconds=self._dispatcher.time_limits.grace_seconds,
+        )
+        self._dispatcher_async = self._dispatcher.has_async_handlers()
         receiver_count = self._receiver_count()
         # Messages running, waiting and being received never exceed this.
         self._hand_limit = options.max_threads + receiver_count * options.max_messages
@@ -178,29 +189,40 @@ class Engine(Receiving):
             message = self._inbox.take()
             if message is None:
                 return
-            outcome = self._dispatcher.process(
-                message, hooks=self._hooks, on_abandon=self._abandoned
+            outcome = self._dispatcher.begin(
+                message, hooks=self._hooks, on_abandon=self._abandoned, lane=self._lane
             )
+            if isinstance(outcome, CoroutineRun):  # on the loop now: settled when it ends
+                self._inbox.detach()
+                outcome.add_done_callback(functools.partial(self._coroutine_ended, message))
+                continue
             if outcome.late:  # abandoned past its time limit: settled, and this thread replaced
                 return
-            try:
-                self._settle(message, outcome)
-            except Exception:  # the loop must survive; the message is redelivered later
-                logger.exception(
-                    "could not settle message_id=%s queue_url=%s", message.message_id, self._url
-                )
-            finally:
-                held = self._inbox.done(message, outcome.retry_after)
-            if held:
-                logger.info(
-                    "message_id=%s of group %s failed: holding back %d later messages of the "
-                    "group so none overtakes it queue_url=%s",
-                    message.message_id,
-                    message.group_id,
-                    len(held),
-                    self._url,
-                )
-                self._hold_back(held)
+            self._conclude(message, outcome)
+
+    def _coroutine_ended(self, message: Message, run: CoroutineRun) -> None:
+        self._conclude(message, run.result(), detached=True)
+
+    def _conclude(self, message: Message, outcome: Outcome, *, detached: bool = False) -> None:
+        """Settle a finished message and free its place in the inbox."""
+        try:
+            self._settle(message, outcome)
+        except Exception:  # the loop must survive; the message is redelivered later
+            logger.exception(
+                "could not settle message_id=%s queue_url=%s", message.message_id, self._url
+            )
+        finally:
+            held = self._inbox.done(message, outcome.retry_after, detached=detached)
+        if held:
+            logger.info(
+                "message_id=%s of group %s failed: holding back %d later messages of the "
+                "group so none overtakes it queue_url=%s",
+                message.message_id,
+                message.group_id,
+                len(held),
+                self._url,
+            )
+            self._hold_back(held)
 
     def _abandoned(self, message: Message, outcome: Outcome) -> None:
         """A handler past its time limit and grace (called from the time-limit ticker):
@@ -282,6 +304,7 @@ class Engine(Receiving):
     def _shutdown(self, receivers: list[threading.Thread], threads: list[threading.Thread]) -> None:
         self._stop.set()
         self._polling.set()  # wake receivers parked on an idle queue
+        self._lane.close()  # a message waiting for a coroutine slot is released unstarted
         self._release(self._inbox.close())
         options = self._options
         deadline = None if options.stop_timeout is None else time.monotonic() + options.stop_timeout
@@ -295,6 +318,8 @@ class Engine(Receiving):
                 self._url,
             )
         if not self._inbox.wait_idle(deadline, self._force):
+            self._lane.cancel_running(self._url)  # each made visible again at once
+        if self._inbox.running:
             logger.warning(
                 "stopping with %d handlers still running; their messages reappear once their "
                 "visibility timeout ends queue_url=%s",

@@ -68,6 +68,7 @@ class Receiving:
     _visibility_timeout: int
     _deletes: BatchFlusher
     _next_drain_check: float
+    _dispatcher_async: bool  # an ``async def`` handler: its coroutines need messages too
 
     def _release(self, messages: Sequence[Message]) -> None:  # pragma: no cover - Engine's
         raise NotImplementedError
@@ -78,13 +79,14 @@ class Receiving:
     def _receiver_count(self) -> int:
         """Receivers: one serial receiver brings one batch per call latency, so with more
         threads than a batch it starves them; a quarter more than threads / batch covers
-        the overhead of each call."""
+        the overhead of each call. With ``async def`` handlers, ``max_async`` counts too."""
         options = self._options
         if options.receivers is not None:
             return options.receivers
-        if options.max_threads == 1:
+        busy = options.max_threads + (options.max_async if self._dispatcher_async else 0)
+        if busy == 1:
             return 1
-        return max(1, min(8, math.ceil(1.25 * options.max_threads / options.max_messages)))
+        return max(1, min(8, math.ceil(1.25 * busy / options.max_messages)))
 
     def _queue_visibility_timeout(self) -> int:
         try:

@@ -30,6 +30,7 @@ from sqsx.clip import clip
 from sqsx.dispatch import AbandonFn, Dispatcher, Outcome
 from sqsx.exceptions import ConfigurationError
 from sqsx.hooks import Hook
+from sqsx.lanes import DEFAULT_MAX_COROUTINES, AsyncLane, CoroutineRun
 from sqsx.message import Message
 from sqsx.ordering import is_fifo
 from sqsx.sqs import BatchEntry, capped_visibility, change_visibility_now
@@ -105,6 +106,10 @@ class LambdaHandler:
             as failures (inline, with ``max_threads=1``, a running record cannot be left
             behind: keep such handlers well under the function timeout).
             Keep it well below the function timeout.
+        max_async: coroutines of ``async def`` handlers running at once (1 to 10,000,
+            default 100), on the queue's event loop (reused by warm invocations), holding
+            no thread: ``max_threads`` bounds only the records running sync code. At the
+            deadline guard the coroutines still running are cancelled.
         logger: an ``aws_lambda_powertools.Logger``. When given, sqsx's log lines go through
             its handler as structured JSON carrying the Lambda context (request id, function)
             and, per record, ``message_id`` (and ``message_group_id`` on FIFO queues).
@@ -135,6 +140,7 @@ class LambdaHandler:
         logger: Logger | None = None,
         metrics: Metrics | None = None,
         tracing: bool = False,
+        max_async: int = DEFAULT_MAX_COROUTINES,
     ) -> None:
         threads = default_max_threads() if max_threads is None else max_threads
         if not 1 <= threads <= _MAX_THREADS_LIMIT:
@@ -170,11 +176,17 @@ class LambdaHandler:
             self._metrics = InvocationMetrics(metrics)
         self._chain = self._dispatcher.hooks.plus(*self._hooks)
         dispatcher = self._dispatcher
+        self._lane = AsyncLane(
+            dispatcher.event_loop,
+            max_coroutines=max_async,
+            grace_seconds=dispatcher.time_limits.grace_seconds,
+        )
         self._runner = BatchRunner(
             self._process,
             max_threads=threads,
             deadline_margin_ms=deadline_margin_ms,
             caps=lambda: dispatcher.task_caps,
+            lane=self._lane,
         )
         self.max_threads = threads
         self.deadline_margin_ms = deadline_margin_ms
@@ -248,14 +260,15 @@ class LambdaHandler:
         lambda_context: Any,
         on_abandon: AbandonFn,
         limit_cap: Callable[[], float | None],
-    ) -> Outcome:
-        return self._dispatcher.process(
+    ) -> Outcome | CoroutineRun:
+        return self._dispatcher.begin(
             message,
             lambda_context,
             runtime="lambda",
             hooks=self._chain,
             on_abandon=on_abandon,
             limit_cap=limit_cap,
+            lane=self._lane,
         )
 
     def _job(self, index: int, record: Mapping[str, Any]) -> Job:
