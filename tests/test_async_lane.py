@@ -1,0 +1,397 @@
+"""The async lane: ``async def`` handlers' coroutines hold no thread each, in the worker,
+in ``LambdaHandler`` and in the Powertools processor, with the fates of sync handlers.
+
+Against moto over HTTP (the ``sqs_client`` fixture). Concurrency is measured inside the
+handlers: how many coroutines were between their start and their end at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from conftest import Consumer, lambda_event, queue_counts, wait_until
+
+from sqsx import Hook, NoRetry, Outcome, Processing, Queue, RawQueue, Retry
+from sqsx_lambda.invoke import LocalContext
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class Overlap:
+    """Counts coroutines running at once, and the threads they ran in."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+        self.threads: set[int] = set()
+        self.finished = 0
+        self._lock = threading.Lock()
+
+    async def run(self, seconds: float) -> None:
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+            self.threads.add(threading.get_ident())
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            with self._lock:
+                self.now -= 1
+                self.finished += 1
+
+
+def _send(queue: Queue, task: str, count: int, **kwargs: Any) -> None:
+    from sqsx import TaskMessage
+
+    for start in range(0, count, 10):
+        sent = queue.send_tasks(TaskMessage(task, kwargs) for _ in range(min(10, count - start)))
+        assert all(result.ok for result in sent)
+
+
+def test_many_coroutines_run_at_once_on_two_worker_threads(
+    sqs_client: Any, make_queue: Callable[..., str]
+) -> None:
+    # Given 150 tasks whose async handler sleeps 1 s, and a worker with 2 threads
+    url = make_queue(VisibilityTimeout=60)
+    queue = Queue(url, sqs_client)
+    overlap = Overlap()
+
+    async def nap(context: dict[str, Any]) -> None:
+        await overlap.run(1.0)
+
+    queue.add_task_handler("nap", nap)
+    _send(queue, "nap", 150)
+
+    # When it drains the queue with up to 100 coroutines at once
+    started = time.monotonic()
+    consumer = Consumer(queue, max_threads=2, max_messages=10, max_async=100)
+    try:
+        assert wait_until(lambda: overlap.finished == 150, timeout=60)
+        elapsed = time.monotonic() - started
+        assert wait_until(lambda: queue_counts(sqs_client, url) == (0, 0, 0), timeout=20)
+    finally:
+        consumer.stop()
+
+    # Then far more coroutines ran at once than there are threads, never over the bound,
+    # all on one event loop thread; and 150 one-second naps took far less than 75 s
+    assert 20 <= overlap.peak <= 100
+    assert len(overlap.threads) == 1
+    assert elapsed < 40
+    assert queue.stats().succeeded == 150
+
+
+def test_max_async_bounds_the_coroutines_running_at_once(
+    sqs_client: Any, make_queue: Callable[..., str]
+) -> None:
+    url = make_queue(VisibilityTimeout=60)
+    queue = Queue(url, sqs_client)
+    overlap = Overlap()
+
+    async def nap(context: dict[str, Any]) -> None:
+        await overlap.run(0.2)
+
+    queue.add_task_handler("nap", nap)
+    _send(queue, "nap", 40)
+    consumer = Consumer(queue, max_threads=4, max_messages=10, max_async=3)
+    try:
+        assert wait_until(lambda: overlap.finished == 40, timeout=60)
+    finally:
+        consumer.stop()
+    assert overlap.peak == 3
+
+
+def test_async_fates_backoff_and_time_limit_in_the_worker(
+    sqs_client: Any, make_queue: Callable[..., str]
+) -> None:
+    # Given async handlers that succeed, raise NoRetry, Retry, an error, or overrun a limit
+    url = make_queue(VisibilityTimeout=60)
+    queue = Queue(url, sqs_client, min_backoff_seconds=30, max_backoff_seconds=30)
+    ran: list[str] = []
+
+    async def ok(context: dict[str, Any]) -> None:
+        await asyncio.sleep(0.05)
+        ran.append("ok")
+
+    async def no_retry(context: dict[str, Any]) -> None:
+        ran.append("no_retry")
+        raise NoRetry()
+
+    async def retry(context: dict[str, Any]) -> None:
+        ran.append("retry")
+        raise Retry(min_backoff_seconds=40, max_backoff_seconds=40)
+
+    async def broken(context: dict[str, Any]) -> None:
+        ran.append("broken")
+        raise KeyError("x")
+
+    async def slow(context: dict[str, Any]) -> None:
+        ran.append("slow")
+        await asyncio.sleep(30)
+        ran.append("slow finished")  # never: cancelled at its limit
+
+    for fn in (ok, no_retry, retry, broken):
+        queue.add_task_handler(fn.__name__, fn)
+    queue.add_task_handler("slow", slow, time_limit=0.5)
+    for name in ("ok", "no_retry", "retry", "broken", "slow"):
+        queue.add_task(name)
+
+    # When a one-thread worker takes them all
+    started = time.monotonic()
+    consumer = Consumer(queue, max_threads=1, max_messages=10)
+    try:
+        assert wait_until(lambda: queue.stats().processed == 5, timeout=20)
+        elapsed = time.monotonic() - started
+    finally:
+        consumer.stop()
+
+    # Then each got a sync handler's fate: two deleted, three hidden for their backoff
+    stats = queue.stats()
+    assert (stats.succeeded, stats.no_retry, stats.retried, stats.timed_out) == (1, 1, 2, 1)
+    assert sorted(ran) == ["broken", "no_retry", "ok", "retry", "slow"]
+    assert elapsed < 15  # the slow one was let go at its 0.5 s limit, not after 30 s
+    assert wait_until(lambda: queue_counts(sqs_client, url) == (0, 3, 0), timeout=10)
+
+
+def test_graceful_stop_waits_for_running_coroutines(
+    sqs_client: Any, make_queue: Callable[..., str]
+) -> None:
+    url = make_queue(VisibilityTimeout=60)
+    queue = Queue(url, sqs_client)
+    overlap = Overlap()
+
+    async def nap(context: dict[str, Any]) -> None:
+        await overlap.run(1.5)
+
+    queue.add_task_handler("nap", nap)
+    _send(queue, "nap", 10)
+    consumer = Consumer(queue, max_threads=1, max_messages=10)
+    try:
+        assert wait_until(lambda: overlap.now == 10, timeout=20)
+    finally:
+        consumer.stop()  # a graceful stop: the running coroutines finish first
+    assert overlap.finished == 10
+    assert queue.stats().succeeded == 10
+    assert wait_until(lambda: queue_counts(sqs_client, url) == (0, 0, 0), timeout=10)
+
+
+def test_stop_timeout_cancels_coroutines_and_releases_their_messages(
+    sqs_client: Any, make_queue: Callable[..., str]
+) -> None:
+    # Given coroutines that would sleep a minute, on a queue with a 60 s visibility timeout
+    url = make_queue(VisibilityTimeout=60)
+    queue = Queue(url, sqs_client)
+    overlap = Overlap()
+    cancelled: list[int] = []
+
+    async def long(context: dict[str, Any]) -> None:
+        try:
+            await overlap.run(60)
+        except asyncio.CancelledError:
+            cancelled.append(1)
+            raise
+
+    queue.add_task_handler("long", long)
+    _send(queue, "long", 5)
+    consumer = Consumer(queue, max_threads=1, max_messages=10, stop_timeout=0.5)
+    assert wait_until(lambda: overlap.now == 5, timeout=20)
+
+    # When the worker is stopped with a 0.5 s stop timeout
+    started = time.monotonic()
+    consumer.stop()
+
+    # Then it stops within seconds, each coroutine was cancelled, and every message is
+    # visible again at once rather than after its 60 s visibility timeout
+    assert time.monotonic() - started < 8
+    assert len(cancelled) == 5
+    assert queue_counts(sqs_client, url) == (5, 0, 0)
+    assert queue.stats().retried == 5
+
+
+def test_exit_gracefully_from_a_coroutine_and_hooks_see_one_processing(
+    sqs_client: Any, make_queue: Callable[..., str]
+) -> None:
+    # Given a hook that sets a context variable in before_process, and a handler that reads
+    # it and asks the worker to stop
+    url = make_queue(VisibilityTimeout=60)
+    scope: contextvars.ContextVar[str] = contextvars.ContextVar("scope", default="-")
+    seen: list[tuple[str, Any]] = []
+
+    class Scope(Hook):
+        def before_process(self, processing: Processing) -> None:
+            processing.state[self] = scope.set(processing.message.message_id)
+            seen.append(("before", processing))
+
+        def after_process(self, processing: Processing, outcome: Outcome) -> None:
+            scope.reset(processing.state.pop(self))  # raises if in another context
+            seen.append(("after", processing))
+
+    queue = Queue(url, sqs_client, hooks=[Scope()])
+    in_handler: list[str] = []
+
+    async def last(context: dict[str, Any]) -> None:
+        await asyncio.sleep(0.01)
+        in_handler.append(scope.get())
+        queue.exit_gracefully()
+
+    queue.add_task_handler("last", last)
+    queue.add_task("last")
+    consumer = Consumer(queue, max_threads=1)
+    consumer.thread.join(20)
+    assert not consumer.thread.is_alive(), "exit_gracefully from a coroutine did not stop it"
+    consumer.stop()
+
+    [before, after] = seen
+    assert before[0] == "before" and after[0] == "after"
+    assert before[1] is after[1]
+    assert in_handler == [before[1].message.message_id]
+    assert queue.stats().succeeded == 1
+
+
+@pytest.fixture
+def lambda_queue(sqs_client: Any, make_queue: Callable[..., str]) -> Iterator[tuple[str, Any]]:
+    yield make_queue(VisibilityTimeout=120), sqs_client
+
+
+def test_lambda_handler_runs_a_batch_of_coroutines_on_two_threads(
+    lambda_queue: tuple[str, Any], handlers: Any
+) -> None:
+    # Given 40 records whose async handler sleeps 0.5 s; every fifth one fails
+    url, client = lambda_queue
+    overlap = Overlap()
+
+    async def handle(queue_url: str, sqs_message: dict[str, Any]) -> None:
+        await overlap.run(0.5)
+        if sqs_message["Body"].endswith("0"):
+            raise ValueError("ends in 0")
+
+    queue = RawQueue(url, handle, client, min_backoff_seconds=100, max_backoff_seconds=100)
+    for n in range(40):
+        queue.add_message(f"m{n}" + ("0" if n % 5 == 0 else "1"))
+    event = lambda_event(client, url, 40)
+    handler = handlers(queue, max_threads=2, max_async=100)
+
+    # When one invocation runs them
+    started = time.monotonic()
+    response = handler(event, LocalContext())
+    elapsed = time.monotonic() - started
+
+    # Then they overlapped far beyond two threads, and the failures are reported and
+    # hidden for their 100 s backoff
+    assert overlap.peak >= 20 and len(overlap.threads) == 1
+    assert elapsed < 8  # 40 x 0.5 s would take 10 s on two threads
+    failed = {r["messageId"] for r in event["Records"] if r["body"].endswith("0")}
+    assert {f["itemIdentifier"] for f in response["batchItemFailures"]} == failed
+    for record in event["Records"]:
+        if record["messageId"] not in failed:
+            client.delete_message(QueueUrl=url, ReceiptHandle=record["receiptHandle"])
+    assert queue_counts(client, url) == (0, 8, 0)  # hidden: not back after the invocation
+
+
+def test_lambda_time_limit_and_deadline_guard_cancel_coroutines(
+    lambda_queue: tuple[str, Any], handlers: Any
+) -> None:
+    url, client = lambda_queue
+    cancelled: list[str] = []
+
+    async def handle(queue_url: str, sqs_message: dict[str, Any]) -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.append(sqs_message["Body"])
+            raise
+
+    # A time limit: the record is reported with its backoff, well before the deadline
+    queue = RawQueue(url, handle, client, min_backoff_seconds=100, time_limit=0.3)
+    queue.add_message("limited")
+    event = lambda_event(client, url, 1)
+    started = time.monotonic()
+    response = handlers(queue, max_threads=1)(event, LocalContext(timeout_ms=30_000))
+    assert time.monotonic() - started < 5
+    assert response["batchItemFailures"] == [{"itemIdentifier": event["Records"][0]["messageId"]}]
+    assert wait_until(lambda: cancelled == ["limited"], timeout=5)
+
+    # No time limit: the deadline guard gives up on it and cancels the coroutine
+    unlimited = RawQueue(url, handle, client, min_backoff_seconds=100)
+    unlimited.add_message("deadline")
+    event = lambda_event(client, url, 1)
+    started = time.monotonic()
+    response = handlers(unlimited, max_threads=1, deadline_margin_ms=1000)(
+        event, LocalContext(timeout_ms=2_000)
+    )
+    assert time.monotonic() - started < 2.5
+    assert response["batchItemFailures"] == [{"itemIdentifier": event["Records"][0]["messageId"]}]
+    assert wait_until(lambda: "deadline" in cancelled, timeout=5)
+
+
+def test_lambda_fifo_groups_stay_in_order_with_coroutines(
+    sqs_client: Any, make_queue: Callable[..., str], handlers: Any
+) -> None:
+    # Given two FIFO groups of five messages each, handled by a coroutine
+    url = make_queue(fifo=True, VisibilityTimeout=60, ContentBasedDeduplication="true")
+    order: dict[str, list[int]] = {"a": [], "b": []}
+    overlap = Overlap()
+
+    async def handle(queue_url: str, sqs_message: dict[str, Any]) -> None:
+        group, n = sqs_message["Body"].split(":")
+        await overlap.run(0.05)
+        order[group].append(int(n))
+
+    queue = RawQueue(url, handle, sqs_client)
+    for n in range(5):
+        for group in ("a", "b"):
+            queue.send_message(f"{group}:{n}", group_id=group)
+    event = lambda_event(sqs_client, url, 10)
+
+    # When one invocation runs them (a thread hands each coroutine over and moves on)
+    response = handlers(queue, max_threads=1)(event, LocalContext())
+
+    # Then every record ran, each group in order, the two groups side by side
+    assert response["batchItemFailures"] == []
+    assert order == {"a": [0, 1, 2, 3, 4], "b": [0, 1, 2, 3, 4]}
+    assert overlap.peak == 2
+
+
+def test_powertools_processor_runs_async_record_handlers_concurrently(
+    lambda_queue: tuple[str, Any],
+) -> None:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    from sqsx_lambda.powertools import SqsxBatchProcessor
+
+    url, client = lambda_queue
+    overlap = Overlap()
+
+    async def record_handler(record: SQSRecord) -> str:
+        await overlap.run(0.5)
+        if record.body == "bad":
+            raise Retry(min_backoff_seconds=90, max_backoff_seconds=90)
+        return record.body.upper()
+
+    sender = RawQueue(url, lambda queue_url, sqs_message: None, client)
+    for n in range(29):
+        sender.add_message(f"ok{n}")
+    sender.add_message("bad")
+    event = lambda_event(client, url, 30)
+    processor = SqsxBatchProcessor(sqs_client=client, queue_url=url, max_threads=2)
+    try:
+        started = time.monotonic()
+        with processor(event["Records"], record_handler, LocalContext()):
+            entries = processor.process()
+        elapsed = time.monotonic() - started
+        response = processor.response()
+    finally:
+        processor.close()
+
+    # Then the records overlapped far beyond two threads; results kept, the failure reported
+    bad = [r["messageId"] for r in event["Records"] if r["body"] == "bad"]
+    assert response == {"batchItemFailures": [{"itemIdentifier": bad[0]}]}
+    assert overlap.peak >= 15 and len(overlap.threads) == 1
+    assert elapsed < 6  # 30 x 0.5 s on two threads would take 7.5 s
+    successes = sorted(entry[1] for entry in entries if entry[0] == "success")
+    assert successes == sorted(f"OK{n}" for n in range(29))
