@@ -2,8 +2,8 @@
 
 Options:
     --quick       smaller queues and fewer repeats (a smoke run, minutes -> seconds)
-    --only NAMES  comma-separated subset of polling, lambda, coldstart, payloads, processes
-                  (print only)
+    --only NAMES  comma-separated subset of polling, async, lambda, coldstart, payloads,
+                  processes (print only)
     --no-write    print only: leave BENCHMARKS.md, bench/*.json and the PNG alone
 """
 
@@ -21,7 +21,7 @@ from bench import boto3_cost, coldstart, lambda_fanout, payloads, polling, proce
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-_PARTS = ("polling", "lambda", "coldstart", "payloads", "processes")
+_PARTS = ("polling", "async", "lambda", "coldstart", "payloads", "processes")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
             polled.append(result)
             rows.append(report.polling_row(result, cost.per_call_ms))
         results["polling"] = [r.as_dict() for r in polled]
+    if "async" in parts:
+        coroutines: list[polling.PollingResult] = []
+        for scenario in polling.async_scenarios(args.quick):
+            _progress(scenario.name)
+            coroutines.append(polling.run(scenario))
+            rows.append(report.polling_row(coroutines[-1]))
+        results["async"] = [r.as_dict() for r in coroutines]
     if "lambda" in parts:
         _progress("lambda scenarios")
         lambdas = lambda_fanout.run_all(args.quick)

@@ -102,7 +102,7 @@ class Inbox:
         async lane): it takes no room until ``done(..., detached=True)``."""
         with self._room:
             self._detached += 1
-            self._room.notify_all()
+            self._room.notify()  # one place: one receiver
 
     def done(
         self, message: Message, retry_after: int | None, *, detached: bool = False

@@ -137,8 +137,9 @@ class AsyncLane:
         self.max_coroutines = max_coroutines
         self.grace_seconds = grace_seconds
         self._loop = loop
-        self._slots = threading.Condition()
+        self._slots = threading.Condition(threading.Lock())
         self._runs: set[CoroutineRun] = set()
+        self._starting: list[CoroutineRun] = []  # handed over, not yet begun on the loop
         self._closed = False
         self.peak = 0  # most coroutines seen running at once
 
@@ -167,8 +168,11 @@ class AsyncLane:
                 return fates.cancelled(message, label, started=False)
             self._runs.add(run)
             self.peak = max(self.peak, len(self._runs))
-            # scheduled under the lock: a ``cancel_all`` that sees the run comes after it
-            self._loop.call_soon(self._begin, run)
+            # One wake-up of the loop per burst of hand-overs, not one per message; under
+            # the lock, so that a ``cancel_all`` that sees the run is scheduled after it.
+            self._starting.append(run)
+            if len(self._starting) == 1:
+                self._loop.call_soon(self._begin_starting)
         return run
 
     def close(self) -> None:
@@ -212,11 +216,14 @@ class AsyncLane:
 
     # -- on the loop ------------------------------------------------------------------------
 
-    def _begin(self, run: CoroutineRun) -> None:
+    def _begin_starting(self) -> None:
         loop = asyncio.get_running_loop()
-        run.task = loop.create_task(self._drive(run))
-        if run.limit is not None:
-            run.timer = loop.call_later(run.limit, self._cut, run, _TIME_LIMIT)
+        with self._slots:
+            starting, self._starting = self._starting, []
+        for run in starting:
+            run.task = loop.create_task(self._drive(run))
+            if run.limit is not None:
+                run.timer = loop.call_later(run.limit, self._cut, run, _TIME_LIMIT)
 
     def _cut(self, run: CoroutineRun, why: str) -> None:
         if run.done() or run.cut is not None or run.task is None:
@@ -272,4 +279,4 @@ class AsyncLane:
         finally:
             with self._slots:
                 self._runs.discard(run)
-                self._slots.notify_all()
+                self._slots.notify()  # one slot: one waiting thread
