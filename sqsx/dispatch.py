@@ -175,7 +175,9 @@ class Dispatcher:
         if lane is not None and is_async_handler(call):  # hooks run on the loop, in its task
             if processing is not None:
                 processing.task, processing.time_limit = label, limit
-            return lane.start(call, message, label, limit, self.fates, chain, processing)
+            return lane.start(
+                CoroutineRun(call, message, label, limit, self.fates, chain, processing)
+            )
         if processing is None:
             return self._run(
                 call, message, label, limit, _Abandon.of(self, message, label, limit, on_abandon)

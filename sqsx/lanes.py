@@ -87,7 +87,8 @@ def is_async_handler(call: Callable[[], object]) -> bool:
 
 
 class CoroutineRun(Future[Outcome]):
-    """One message's coroutine on the lane; its result is the message's ``Outcome``."""
+    """One message's coroutine on the lane, as the dispatcher prepared it (``call`` makes
+    the coroutine); its result is the message's ``Outcome``."""
 
     def __init__(
         self,
@@ -148,24 +149,14 @@ class AsyncLane:
         """Coroutines holding a slot."""
         return len(self._runs)
 
-    def start(
-        self,
-        call: Callable[[], object],
-        message: Message,
-        label: str,
-        limit: float | None,
-        fates: Fates,
-        chain: HookChain,
-        processing: Processing | None,
-    ) -> CoroutineRun | Outcome:
-        """Wait for a slot and start ``call``'s coroutine on the loop; its run, or the
-        "not started" ``Outcome`` once the lane is closed."""
-        run = CoroutineRun(call, message, label, limit, fates, chain, processing)
+    def start(self, run: CoroutineRun) -> CoroutineRun | Outcome:
+        """Wait for a slot and start ``run``'s coroutine on the loop; ``run``, or the "not
+        started" ``Outcome`` once the lane is closed."""
         with self._slots:
             while not self._closed and len(self._runs) >= self.max_coroutines:
                 self._slots.wait()
             if self._closed:
-                return fates.cancelled(message, label, started=False)
+                return run.fates.cancelled(run.message, run.label, started=False)
             self._runs.add(run)
             self.peak = max(self.peak, len(self._runs))
             # One wake-up of the loop per burst of hand-overs, not one per message; under

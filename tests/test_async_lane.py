@@ -54,29 +54,37 @@ def _send(queue: Queue, task: str, count: int, **kwargs: Any) -> None:
         assert all(result.ok for result in sent)
 
 
-def test_many_coroutines_run_at_once_on_two_worker_threads(
-    sqs_client: Any, make_queue: Callable[..., str]
-) -> None:
-    # Given 150 tasks whose async handler sleeps 1 s, and a worker with 2 threads
-    url = make_queue(VisibilityTimeout=60)
+def _drain_naps(
+    sqs_client: Any, url: str, count: int, seconds: float, **options: Any
+) -> tuple[Queue, Overlap, float]:
+    """A worker drains ``count`` tasks whose async handler sleeps ``seconds``; the queue,
+    what the handlers measured, and how long it took."""
     queue = Queue(url, sqs_client)
     overlap = Overlap()
 
     async def nap(context: dict[str, Any]) -> None:
-        await overlap.run(1.0)
+        await overlap.run(seconds)
 
     queue.add_task_handler("nap", nap)
-    _send(queue, "nap", 150)
-
-    # When it drains the queue with up to 100 coroutines at once
+    _send(queue, "nap", count)
     started = time.monotonic()
-    consumer = Consumer(queue, max_threads=2, max_messages=10, max_async=100)
+    consumer = Consumer(queue, max_messages=10, **options)
     try:
-        assert wait_until(lambda: overlap.finished == 150, timeout=60)
+        assert wait_until(lambda: overlap.finished == count, timeout=60)
         elapsed = time.monotonic() - started
         assert wait_until(lambda: queue_counts(sqs_client, url) == (0, 0, 0), timeout=20)
     finally:
         consumer.stop()
+    return queue, overlap, elapsed
+
+
+def test_many_coroutines_run_at_once_on_two_worker_threads(
+    sqs_client: Any, make_queue: Callable[..., str]
+) -> None:
+    # Given 150 tasks whose async handler sleeps 1 s
+    # When a worker with 2 threads drains the queue with up to 100 coroutines at once
+    url = make_queue(VisibilityTimeout=60)
+    queue, overlap, elapsed = _drain_naps(sqs_client, url, 150, 1.0, max_threads=2, max_async=100)
 
     # Then far more coroutines ran at once than there are threads, never over the bound,
     # all on one event loop thread; and 150 one-second naps took far less than 75 s
@@ -90,19 +98,7 @@ def test_max_async_bounds_the_coroutines_running_at_once(
     sqs_client: Any, make_queue: Callable[..., str]
 ) -> None:
     url = make_queue(VisibilityTimeout=60)
-    queue = Queue(url, sqs_client)
-    overlap = Overlap()
-
-    async def nap(context: dict[str, Any]) -> None:
-        await overlap.run(0.2)
-
-    queue.add_task_handler("nap", nap)
-    _send(queue, "nap", 40)
-    consumer = Consumer(queue, max_threads=4, max_messages=10, max_async=3)
-    try:
-        assert wait_until(lambda: overlap.finished == 40, timeout=60)
-    finally:
-        consumer.stop()
+    _, overlap, _ = _drain_naps(sqs_client, url, 40, 0.2, max_threads=4, max_async=3)
     assert overlap.peak == 3
 
 

@@ -43,7 +43,7 @@ FATES = Fates(URL, BackoffPolicy(10, 10), "retry")
 
 
 def _start(lane: AsyncLane, fn: Any, n: int = 0, limit: float | None = None) -> CoroutineRun:
-    run = lane.start(fn, _message(n), "t", limit, FATES, HookChain(), None)
+    run = lane.start(CoroutineRun(fn, _message(n), "t", limit, FATES, HookChain(), None))
     assert isinstance(run, CoroutineRun)
     return run
 
@@ -129,7 +129,7 @@ def test_cancel_all_and_close(lane: AsyncLane) -> None:
     outcomes = [run.result(5) for run in runs]
     assert all((o.verdict, o.retry_after) == (Verdict.RETRIED, 0) for o in outcomes)
     lane.close()
-    refused = lane.start(forever, _message(9), "t", None, FATES, HookChain(), None)
+    refused = lane.start(CoroutineRun(forever, _message(9), "t", None, FATES, HookChain(), None))
     assert isinstance(refused, Outcome) and refused.retry_after == 0
     assert refused.reason == "not started: the runtime is stopping"
 
