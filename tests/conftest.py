@@ -7,6 +7,7 @@ described there.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import os
 import threading
@@ -370,3 +371,27 @@ def handlers() -> Iterator[Any]:
     yield build
     for handler in made:
         handler.close()
+
+
+class Overlap:
+    """Counts coroutines running at once, and the threads they ran in."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+        self.threads: set[int] = set()
+        self.finished = 0
+        self._lock = threading.Lock()
+
+    async def run(self, seconds: float) -> None:
+        """``await asyncio.sleep(seconds)``, counted."""
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+            self.threads.add(threading.get_ident())
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            with self._lock:
+                self.now -= 1
+                self.finished += 1
