@@ -101,9 +101,8 @@ class Fates:
         deadline, a second stop request, Lambda's deadline guard), or never started (the
         runtime was stopping): visible again at once, since its handler did not finish."""
         reason = "cancelled by the runtime" if started else "not started: the runtime is stopping"
-        logger.log(
-            logging.WARNING if started else logging.INFO,
-            "coroutine %s, visible again at once message_id=%s task=%s queue_url=%s",
+        logger.info(  # the runtime logs one WARNING for them all
+            "coroutine %s, retried at once message_id=%s task=%s queue_url=%s",
             reason,
             message.message_id,
             label,
