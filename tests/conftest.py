@@ -395,3 +395,26 @@ class Overlap:
             with self._lock:
                 self.now -= 1
                 self.finished += 1
+
+
+class FifoGroups:
+    """Two FIFO message groups, ``a`` and ``b``, of ``count`` messages each on a RawQueue
+    whose ``async def`` handler records, per group, the order it ran them in."""
+
+    def __init__(self, client: Any, url: str, count: int) -> None:
+        from sqsx import RawQueue
+
+        self.order: dict[str, list[int]] = {"a": [], "b": []}
+        self.overlap = Overlap()
+        self.queue = RawQueue(url, self._handle, client)
+        for n in range(count):
+            for group in ("a", "b"):
+                self.queue.send_message(f"{group}:{n}", group_id=group)
+
+    async def _handle(self, queue_url: str, sqs_message: dict[str, Any]) -> None:
+        group, n = sqs_message["Body"].split(":")
+        await self.overlap.run(0.05)
+        self.order[group].append(int(n))
+
+    def ran(self) -> int:
+        return len(self.order["a"]) + len(self.order["b"])

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Consumer, Overlap, queue_counts, wait_until
+from conftest import Consumer, FifoGroups, Overlap, queue_counts, wait_until
 
-from sqsx import Hook, NoRetry, Outcome, Processing, Queue, RawQueue, Retry
+from sqsx import Hook, NoRetry, Outcome, Processing, Queue, Retry
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -136,29 +136,18 @@ def test_fifo_groups_stay_in_order_in_the_worker_with_coroutines(
 ) -> None:
     # Given two FIFO groups of six messages each
     url = make_queue(fifo=True, VisibilityTimeout=60, ContentBasedDeduplication="true")
-    order: dict[str, list[int]] = {"a": [], "b": []}
-    overlap = Overlap()
-
-    async def handle(queue_url: str, sqs_message: dict[str, Any]) -> None:
-        group, n = sqs_message["Body"].split(":")
-        await overlap.run(0.05)
-        order[group].append(int(n))
-
-    queue = RawQueue(url, handle, sqs_client)
-    for n in range(6):
-        for group in ("a", "b"):
-            queue.send_message(f"{group}:{n}", group_id=group)
+    groups = FifoGroups(sqs_client, url, 6)
 
     # When a one-thread worker runs them as coroutines
-    consumer = Consumer(queue, max_threads=1, max_messages=10)
+    consumer = Consumer(groups.queue, max_threads=1, max_messages=10)
     try:
-        assert wait_until(lambda: len(order["a"]) + len(order["b"]) == 12, timeout=30)
+        assert wait_until(lambda: groups.ran() == 12, timeout=30)
     finally:
         consumer.stop()
 
     # Then each group ran in order, one message at a time, the two groups side by side
-    assert order == {"a": list(range(6)), "b": list(range(6))}
-    assert overlap.peak == 2
+    assert groups.order == {"a": list(range(6)), "b": list(range(6))}
+    assert groups.overlap.peak == 2
 
 
 def test_graceful_stop_waits_for_running_coroutines(

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import Overlap, lambda_event, queue_counts, wait_until
+from conftest import FifoGroups, Overlap, lambda_event, queue_counts, wait_until
 
 from sqsx import RawQueue, Retry
 from sqsx_lambda.invoke import LocalContext
@@ -100,27 +100,16 @@ def test_lambda_fifo_groups_stay_in_order_with_coroutines(
 ) -> None:
     # Given two FIFO groups of five messages each, handled by a coroutine
     url = make_queue(fifo=True, VisibilityTimeout=60, ContentBasedDeduplication="true")
-    order: dict[str, list[int]] = {"a": [], "b": []}
-    overlap = Overlap()
-
-    async def handle(queue_url: str, sqs_message: dict[str, Any]) -> None:
-        group, n = sqs_message["Body"].split(":")
-        await overlap.run(0.05)
-        order[group].append(int(n))
-
-    queue = RawQueue(url, handle, sqs_client)
-    for n in range(5):
-        for group in ("a", "b"):
-            queue.send_message(f"{group}:{n}", group_id=group)
+    groups = FifoGroups(sqs_client, url, 5)
     event = lambda_event(sqs_client, url, 10)
 
     # When one invocation runs them (a thread hands each coroutine over and moves on)
-    response = handlers(queue, max_threads=1)(event, LocalContext())
+    response = handlers(groups.queue, max_threads=1)(event, LocalContext())
 
     # Then every record ran, each group in order, the two groups side by side
     assert response["batchItemFailures"] == []
-    assert order == {"a": [0, 1, 2, 3, 4], "b": [0, 1, 2, 3, 4]}
-    assert overlap.peak == 2
+    assert groups.order == {"a": [0, 1, 2, 3, 4], "b": [0, 1, 2, 3, 4]}
+    assert groups.overlap.peak == 2
 
 
 def test_powertools_processor_runs_async_record_handlers_concurrently(
