@@ -2,8 +2,8 @@
 
 Options:
     --quick       smaller queues and fewer repeats (a smoke run, minutes -> seconds)
-    --only NAMES  comma-separated subset of polling, lambda, coldstart, payloads, processes,
-                  caps, queues (print only)
+    --only NAMES  comma-separated subset of polling, async, lambda, coldstart, payloads,
+                  processes, caps, queues (print only)
     --no-write    print only: leave BENCHMARKS.md, bench/*.json and the PNG alone
 """
 
@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from bench import (
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-_PARTS = ("polling", "lambda", "coldstart", "payloads", "processes", "caps", "queues")
+_PARTS = ("polling", "async", "lambda", "coldstart", "payloads", "processes", "caps", "queues")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,46 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     parts = set(args.only.split(","))
+    if parts - set(_PARTS):
+        parser.error(f"--only: unknown {sorted(parts - set(_PARTS))}; choose from {_PARTS}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     load_before = os.getloadavg()
     rows: list[report.Row] = []
     results: dict[str, Any] = {"quick": args.quick}
-    polled: list[polling.PollingResult] = []
-    if "polling" in parts:
-        _progress("boto3's own CPU per call (against moto)")
-        cost = boto3_cost.measure(20 if args.quick else 60)
-        results["boto3_cpu_ms_per_call"] = cost.as_dict()
-        for scenario in polling.scenarios(args.quick):
-            _progress(scenario.name)
-            result = polling.run(scenario)
-            polled.append(result)
-            rows.append(report.polling_row(result, cost.per_call_ms))
-        results["polling"] = [r.as_dict() for r in polled]
-    if "lambda" in parts:
-        _progress("lambda scenarios")
-        lambdas = lambda_fanout.run_all(args.quick)
-        rows += report.lambda_rows(lambdas)
-        results["lambda"] = [r.as_dict() for r in lambdas]
-    if "coldstart" in parts:
-        _progress("cold start")
-        imports = coldstart.run_all(args.quick)
-        rows += report.import_rows(imports)
-        results["coldstart"] = [r.as_dict() for r in imports]
-
-    if "payloads" in parts:
-        _progress("large payloads through S3 (moto)")
-        big = payloads.run_all(args.quick)
-        rows += payloads.rows(big)
-        results["payloads"] = [r.as_dict() for r in big]
-    if "processes" in parts:
-        rows.append(_processes(args.quick, results))
-    if "caps" in parts:
-        rows += _caps(args.quick, results)
-    if "queues" in parts:
-        _progress("many queues, one worker: shares and a quiet queue's latency")
-        shared = queues.run(queues.QueuesScenario(seconds=2.0 if args.quick else 4.0))
-        results["queues"] = shared.as_dict()
-        rows.append(queues.row(shared))
+    for part in _PARTS:
+        if part in parts:
+            rows += _RUNNERS[part](args.quick, results)
 
     where = report.machine(load_before)
     if "boto3_cpu_ms_per_call" in results:
@@ -100,6 +70,55 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _polling(quick: bool, results: dict[str, Any]) -> list[report.Row]:
+    _progress("boto3's own CPU per call (against moto)")
+    cost = boto3_cost.measure(20 if quick else 60)
+    results["boto3_cpu_ms_per_call"] = cost.as_dict()
+    polled = []
+    for scenario in polling.scenarios(quick):
+        _progress(scenario.name)
+        polled.append(polling.run(scenario))
+    results["polling"] = [r.as_dict() for r in polled]
+    return [report.polling_row(result, cost.per_call_ms) for result in polled]
+
+
+def _lambda(quick: bool, results: dict[str, Any]) -> list[report.Row]:
+    _progress("lambda scenarios")
+    lambdas = lambda_fanout.run_all(quick)
+    results["lambda"] = [r.as_dict() for r in lambdas]
+    return report.lambda_rows(lambdas)
+
+
+def _coldstart(quick: bool, results: dict[str, Any]) -> list[report.Row]:
+    _progress("cold start")
+    imports = coldstart.run_all(quick)
+    results["coldstart"] = [r.as_dict() for r in imports]
+    return report.import_rows(imports)
+
+
+def _payloads(quick: bool, results: dict[str, Any]) -> list[report.Row]:
+    _progress("large payloads through S3 (moto)")
+    big = payloads.run_all(quick)
+    results["payloads"] = [r.as_dict() for r in big]
+    return payloads.rows(big)
+
+
+def _async(quick: bool, results: dict[str, Any]) -> list[report.Row]:
+    coroutines: list[polling.PollingResult] = []
+    for scenario in polling.async_scenarios(quick):
+        _progress(scenario.name)
+        coroutines.append(polling.run(scenario))
+    results["async"] = [r.as_dict() for r in coroutines]
+    return [report.polling_row(result) for result in coroutines]
+
+
+def _queues(quick: bool, results: dict[str, Any]) -> list[report.Row]:
+    _progress("many queues, one worker: shares and a quiet queue's latency")
+    shared = queues.run(queues.QueuesScenario(seconds=2.0 if quick else 4.0))
+    results["queues"] = shared.as_dict()
+    return [queues.row(shared)]
+
+
 def _caps(quick: bool, results: dict[str, Any]) -> list[report.Row]:
     capped = []
     for scenario in caps.scenarios(quick):
@@ -109,12 +128,26 @@ def _caps(quick: bool, results: dict[str, Any]) -> list[report.Row]:
     return [caps.row(result) for result in capped]
 
 
-def _processes(quick: bool, results: dict[str, Any]) -> report.Row:
+def _processes(quick: bool, results: dict[str, Any]) -> list[report.Row]:
     _progress("CPU-bound handlers: --processes 2 against --processes 1")
     scenario = processes.ProcessesScenario(tasks=400, repeats=1) if quick else None
     result = processes.run(scenario or processes.ProcessesScenario())
     results["processes"] = result.as_dict()
-    return processes.row(result)
+    return [processes.row(result)]
+
+
+#: Each part of the benchmark: ``fn(quick, results) -> rows`` (adding its figures to
+#: ``results``).
+_RUNNERS: dict[str, Callable[[bool, dict[str, Any]], list[report.Row]]] = {
+    "polling": _polling,
+    "async": _async,
+    "lambda": _lambda,
+    "coldstart": _coldstart,
+    "payloads": _payloads,
+    "processes": _processes,
+    "caps": _caps,
+    "queues": _queues,
+}
 
 
 def _progress(what: str) -> None:

@@ -10,6 +10,7 @@ more than once) and unacknowledged (handled but not deleted).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Sequence
@@ -34,18 +35,38 @@ class PollingScenario:
     receivers: int | None = None  # None: the engine's default
     ack_delay_seconds: float = 0.2
     visibility_timeout: int = 60
+    #: With N > 0 the handler is ``async def`` (``await asyncio.sleep``) and the worker
+    #: runs up to N coroutines at once (``max_async``) on its ``threads`` handler threads.
+    coroutines: int = 0
 
     @property
     def name(self) -> str:
+        if self.coroutines:
+            return (
+                f"async {self.handler_ms:g} ms x {self.coroutines:,} coroutines "
+                f"({self.threads} threads)"
+            )
         return f"polling {self.handler_ms:g} ms x {self.threads} threads"
 
     def bound(self, receivers: int) -> float:
         """Messages per second nothing can beat: ``threads / handler time`` for a handler
         that takes time; for a 0 ms handler the receive bound, ``receivers x 10 / call
-        latency`` (``receivers``: the engine's receiving threads)."""
+        latency`` (``receivers``: the engine's receiving threads). With coroutines,
+        ``coroutines / handler time`` unless the receive bound is lower."""
+        receive_bound = receivers * 10 / self.latency_seconds
+        if self.coroutines:
+            return min(self.coroutines / (self.handler_ms / 1000), receive_bound)
         if self.handler_ms:
             return self.threads / (self.handler_ms / 1000)
-        return receivers * 10 / self.latency_seconds
+        return receive_bound
+
+    def bound_kind_for(self, receivers: int) -> str:
+        if self.coroutines:
+            concurrency = self.coroutines / (self.handler_ms / 1000)
+            if concurrency <= receivers * 10 / self.latency_seconds:
+                return "coroutines/handler time"
+            return "receive bound"
+        return self.bound_kind
 
     @property
     def bound_kind(self) -> str:
@@ -96,7 +117,7 @@ class PollingResult:
             "scenario": asdict(self.scenario),
             "name": self.scenario.name,
             "bound": self.bound,
-            "bound_kind": self.scenario.bound_kind,
+            "bound_kind": self.scenario.bound_kind_for(self.receivers),
             "receivers": self.receivers,
             "processed": self.processed,
             "seconds": self.seconds,
@@ -146,7 +167,9 @@ def run(scenario: PollingScenario, *, hooks: Sequence[Hook] = ()) -> PollingResu
     url = sqs.create_queue(QueueName="bench", Attributes=attributes)["QueueUrl"]
     fill(sqs, url, scenario.depth)
     # enough messages for about ``budget_seconds`` at the bound (one receiver per ten threads)
-    guess = scenario.bound(max(1, min(4, -(-scenario.threads // 10))))
+    guess = scenario.bound(scenario.receivers or max(1, min(4, -(-scenario.threads // 10))))
+    if scenario.coroutines:
+        guess = scenario.coroutines / (scenario.handler_ms / 1000)
     target = min(scenario.depth, max(200, int(guess * scenario.budget_seconds)))
     tally = _Tally(target)
     seconds = scenario.handler_ms / 1000
@@ -156,11 +179,16 @@ def run(scenario: PollingScenario, *, hooks: Sequence[Hook] = ()) -> PollingResu
             time.sleep(seconds)
         tally.record(context["sqs_message"]["MessageId"])
 
+    async def work_async(context: dict[str, Any], n: int) -> None:
+        await asyncio.sleep(seconds)
+        tally.record(context["sqs_message"]["MessageId"])
+
     queue = Queue(url=url, sqs_client=sqs, hooks=hooks)
-    queue.add_task_handler(TASK, work)
+    queue.add_task_handler(TASK, work_async if scenario.coroutines else work)
     options = ConsumeOptions(
         max_messages=10,
         max_threads=scenario.threads,
+        max_async=scenario.coroutines or 1,
         polling_wait_seconds=1,
         wait_seconds=0,
         receivers=scenario.receivers,
@@ -220,3 +248,18 @@ def scenarios(quick: bool = False) -> list[PollingScenario]:
         for ms in (0, 10)
         for t in (1, 10, 32)
     ]
+
+
+def async_scenarios(quick: bool = False) -> list[PollingScenario]:
+    """Issue 11's: 1,000 coroutines of ``asyncio.sleep(0.1)`` on 4 handler threads, with
+    the engine's default receivers (8) and with 12, whose receive bound (12,000/s at 10 ms
+    per call) is above the coroutines' 10,000/s."""
+    budget = 1.5 if quick else 3.0  # seconds at the bound: 30,000 messages
+    depth = 20_000 if quick else 40_000
+    return [
+        PollingScenario(
+            threads=4, handler_ms=100, depth=depth, budget_seconds=budget, coroutines=1000,
+            receivers=receivers,
+        )
+        for receivers in (None, 12)
+    ]  # fmt: skip

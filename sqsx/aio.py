@@ -6,6 +6,10 @@ of its own, started on first use and kept for the life of the process (in Lambda
 warm invocations). The thread that took the message waits for its coroutine, so the
 coroutines running at once are bounded by the runtime's threads (``max_threads``) and the
 message keeps its heartbeat, backoff and deadline guard exactly as a sync handler's does.
+
+That is the plain path (``Dispatcher.process``). The runtimes take the async lane instead
+(``sqsx.lanes``): the thread hands the coroutine to this loop and moves on, and the
+message is settled when the coroutine ends.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any
 
@@ -58,6 +62,10 @@ class EventLoopThread:
         except BaseException:
             future.cancel()
             raise
+
+    def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
+        """Have the loop call ``callback(*args)`` soon, in its thread (from any thread)."""
+        self._running_loop().call_soon_threadsafe(callback, *args)
 
     @property
     def thread(self) -> threading.Thread | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sqsx.lanes import DEFAULT_MAX_COROUTINES
+
 if TYPE_CHECKING:
     from sqsx.options import ConsumeOptions
 
@@ -30,6 +32,7 @@ class Consuming:
         *,
         visibility_timeout: int | None = None,
         stop_timeout: float | None = None,
+        max_async: int = DEFAULT_MAX_COROUTINES,
     ) -> None:
         """Receive and process messages until stopped.
 
@@ -39,8 +42,7 @@ class Consuming:
                 its queues, other options apply to each). The worker keeps them all busy:
                 receivers fetch the next batches while the current ones run, so messages
                 running, waiting and being received never exceed ``max_threads +
-                receivers * max_messages`` (see ``ConsumeOptions.receivers``). ``async def``
-                handlers run on one event loop; each running coroutine takes a thread.
+                (receivers + 1) * max_messages`` (see ``ConsumeOptions.receivers``).
             wait_seconds: seconds to pause after ``polling_wait_seconds`` of empty receives
                 (default 10).
             polling_wait_seconds: SQS long polling on an idle queue, 0 to 20 s (default 10),
@@ -52,7 +54,11 @@ class Consuming:
             visibility_timeout: seconds a received message stays hidden; the heartbeat
                 extends running messages by this much. Default: the queue's own setting.
             stop_timeout: seconds running handlers get to finish once a stop is requested;
-                ``None`` (default) waits for them all.
+                ``None`` (default) waits for them all. Coroutines still running then are
+                cancelled and their messages made visible again at once.
+            max_async: coroutines of ``async def`` handlers running at once (1 to 10,000,
+                default 100), on one event loop, each holding no thread: a handler thread
+                hands the coroutine over and takes its next message.
 
         Raises:
             ConfigurationError: an option is out of bounds (a ``ValueError``).
@@ -70,5 +76,6 @@ class Consuming:
             run_forever=run_forever,
             visibility_timeout=visibility_timeout,
             stop_timeout=stop_timeout,
+            max_async=max_async,
         )
         self.run(options, enable_signal_to_exit_gracefully=enable_signal_to_exit_gracefully)

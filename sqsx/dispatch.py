@@ -1,8 +1,13 @@
 """The processing core: one message in, one ``Outcome`` out.
 
-Both runtimes call ``Dispatcher.process``; neither decides a message's fate itself. The
-polling engine turns an ``Outcome`` into DeleteMessageBatch / ChangeMessageVisibilityBatch
-entries, the Lambda runtime into ``batchItemFailures`` entries.
+Both runtimes call ``Dispatcher.begin`` (``process`` is ``begin`` without a lane); neither
+decides a message's fate itself. The polling engine turns an ``Outcome`` into
+DeleteMessageBatch / ChangeMessageVisibilityBatch entries, the Lambda runtime into
+``batchItemFailures`` entries.
+
+``begin`` returns the ``Outcome``, or for an ``async def`` handler given the runtime's
+``sqsx.lanes.AsyncLane`` a ``CoroutineRun``, a ``concurrent.futures.Future[Outcome]`` set in
+the loop's thread when the coroutine ends (same ``Fates``); the caller settles it then.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
+from sqsx.abandon import Abandon, AbandonFn
 from sqsx.aio import EventLoopThread
 from sqsx.backoff import BackoffPolicy
 from sqsx.clip import shown
@@ -26,6 +32,7 @@ from sqsx.exceptions import (
 )
 from sqsx.fates import Fates, PoisonPolicy
 from sqsx.hooks import HookChain, Processing, Runtime
+from sqsx.lanes import AsyncLane, CoroutineRun, is_async_function, is_async_handler
 from sqsx.message import Message
 from sqsx.outcome import Outcome, Verdict
 from sqsx.registry import HandlerRegistry
@@ -39,9 +46,6 @@ logger = logging.getLogger("sqsx.dispatch")
 
 # What handlers usually return: not awaitable, no need to look closer.
 _PLAIN_RESULTS = (str, bytes, int, float, bool, dict, list, tuple)
-
-#: Told when a handler is abandoned past its time limit: ``fn(message, outcome)``.
-AbandonFn = Callable[[Message, Outcome], None]
 
 #: A RawQueue handler: ``fn(queue_url, sqs_message)`` (``sqs_message`` is a dict).
 MessageHandler = Callable[..., Any]
@@ -98,7 +102,32 @@ class Dispatcher:
         on_abandon: AbandonFn | None = None,
         limit_cap: Callable[[], float | None] | None = None,
     ) -> Outcome:
-        """Process ``message``; never raises for anything the message or handler does.
+        """Process ``message`` in the calling thread (a coroutine is run to completion);
+        never raises for anything the message or handler does. See ``begin``."""
+        outcome = self.begin(
+            message, lambda_context, runtime=runtime, hooks=hooks, on_abandon=on_abandon,
+            limit_cap=limit_cap,
+        )  # fmt: skip
+        return cast(Outcome, outcome)  # without a lane: always an Outcome
+
+    def begin(
+        self,
+        message: Message,
+        lambda_context: Any = None,
+        *,
+        runtime: Runtime = "worker",
+        hooks: HookChain | None = None,
+        on_abandon: AbandonFn | None = None,
+        limit_cap: Callable[[], float | None] | None = None,
+        lane: AsyncLane | None = None,
+    ) -> Outcome | CoroutineRun:
+        """Start processing ``message``; never raises for anything the message or handler
+        does.
+
+        Returns the ``Outcome``, or, for an ``async def`` handler given a ``lane``, a
+        ``CoroutineRun`` (a ``concurrent.futures.Future[Outcome]``) resolved in the event
+        loop's thread once the coroutine is over (see ``sqsx.lanes``): the calling thread
+        is free as soon as ``begin`` returns.
 
         Args:
             message: the received message.
@@ -111,6 +140,7 @@ class Dispatcher:
                 back later with ``Outcome.late`` set.
             limit_cap: returns the seconds the handler may run at most whatever its time
                 limit (the Lambda runtime's deadline); asked only for a handler with one.
+            lane: the runtime's async lane, if it has one.
         """
         chain = self.hooks if hooks is None else hooks
         processing = (
@@ -133,17 +163,28 @@ class Dispatcher:
         if limit is not None and limit_cap is not None:
             cap = limit_cap()
             limit = limit if cap is None else max(min(limit, cap), 0.0)
+        if lane is not None and is_async_handler(call):  # hooks run on the loop, in its task
+            if processing is not None:
+                processing.task, processing.time_limit = label, limit
+            return lane.start(
+                CoroutineRun(call, message, label, limit, self.fates, chain, processing)
+            )
         if processing is None:
             return self._run(
-                call, message, label, limit, _Abandon.of(self, message, label, limit, on_abandon)
+                call, message, label, limit, Abandon.of(self, message, label, limit, on_abandon)
             )
         processing.task, processing.time_limit = label, limit
         chain.before(processing)
-        abandon = _Abandon.of(self, message, label, limit, on_abandon, chain, processing)
+        abandon = Abandon.of(self, message, label, limit, on_abandon, chain, processing)
         outcome = self._run(call, message, label, limit, abandon)
         if not outcome.late:
             chain.after(processing, outcome)
         return outcome
+
+    def has_async_handlers(self) -> bool:
+        """True when an ``async def`` handler is registered (runtimes size receiving for
+        the async lane then)."""
+        return False
 
     def refuse(
         self,
@@ -174,7 +215,7 @@ class Dispatcher:
         message: Message,
         label: str,
         limit: float | None,
-        abandon: _Abandon | None,
+        abandon: Abandon | None,
     ) -> Outcome:
         started = time.perf_counter()
         guard = None if limit is None or abandon is None else self.time_limits.arm(limit, abandon)
@@ -226,66 +267,6 @@ class Dispatcher:
         return self.fates.unprocessable(message, err)
 
 
-class _Abandon:
-    """What happens when a guarded handler is abandoned (called in the ticker thread): the
-    core decides ``TIMED_OUT``, the hooks hear of it, then the runtime acts on it."""
-
-    __slots__ = ("chain", "dispatcher", "label", "message", "outcome", "processing", "runtime")
-
-    def __init__(
-        self,
-        dispatcher: Dispatcher,
-        message: Message,
-        label: str,
-        runtime: AbandonFn | None,
-        chain: HookChain | None = None,
-        processing: Processing | None = None,
-    ) -> None:
-        self.dispatcher = dispatcher
-        self.message = message
-        self.label = label
-        self.runtime = runtime
-        self.chain = chain
-        self.processing = processing
-        self.outcome: Outcome | None = None
-
-    @classmethod
-    def of(
-        cls,
-        dispatcher: Dispatcher,
-        message: Message,
-        label: str,
-        limit: float | None,
-        runtime: AbandonFn | None,
-        chain: HookChain | None = None,
-        processing: Processing | None = None,
-    ) -> _Abandon | None:
-        """The abandon step of a handler with a time limit; ``None`` without one (most
-        handlers: nothing to build per message)."""
-        if limit is None:
-            return None
-        return cls(dispatcher, message, label, runtime, chain, processing)
-
-    def __call__(self, guard: Guard) -> None:
-        guard.message_id, guard.task = self.message.message_id, self.label  # for overrun lines
-        outcome = self.dispatcher.fates.timed_out(self.message, self.label, guard.limit)
-        logger.warning(
-            "handler still running %gs after its time limit: abandoned, its thread replaced "
-            "message_id=%s task=%s queue_url=%s",
-            self.dispatcher.time_limits.grace_seconds,
-            self.message.message_id,
-            self.label,
-            self.dispatcher.queue_url,
-        )
-        if self.chain is not None and self.processing is not None:
-            self.chain.after(self.processing, outcome)
-        self.outcome = Outcome(
-            outcome.verdict, outcome.retry_after, outcome.reason, outcome.handler_seconds, True
-        )
-        if self.runtime is not None:
-            self.runtime(self.message, outcome)
-
-
 class TaskDispatcher(Dispatcher):
     """Routes a task message to ``registry[TaskName]`` as ``fn(context, **kwargs)``."""
 
@@ -303,6 +284,9 @@ class TaskDispatcher(Dispatcher):
         self.registry = registry
         #: Per-task time limits (seconds), over the queue's ``time_limit``. Replaced whole.
         self.task_limits: Mapping[str, float | None] = {}
+
+    def has_async_handlers(self) -> bool:
+        return any(is_async_function(self.registry.get(n)) for n in self.registry.names())
 
     def _prepare(
         self, message: Message, lambda_context: Any
@@ -338,6 +322,9 @@ class RawDispatcher(Dispatcher):
     ) -> None:
         super().__init__(queue_url, backoff, poison_policy, hooks, time_limit=time_limit)
         self.handler = handler
+
+    def has_async_handlers(self) -> bool:
+        return is_async_function(self.handler)
 
     def _prepare(
         self, message: Message, lambda_context: Any

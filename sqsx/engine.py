@@ -4,14 +4,17 @@ Threads with fixed roles:
 
 - receivers (by default 1 to 8) long-poll SQS whenever the handlers are about to run dry, so the
   next batch is in hand before the current one is done: there is no batch barrier;
-- ``max_threads`` handler threads run messages through the ``Dispatcher``;
+- ``max_threads`` handler threads run messages through the ``Dispatcher``; an ``async def``
+  handler's coroutine is handed to the async lane (``sqsx.lanes``, up to ``max_async`` at
+  once) and frees its thread and its room in the inbox until it ends;
 - one timer thread drives the heartbeat and sends partial batches of acks;
 - small pools send DeleteMessageBatch and ChangeMessageVisibilityBatch calls.
 
 Stop sequence (started by the ``stop`` event; setting it again is harmless): stop
 receiving; give back received but unstarted messages at once (visibility 0); let running
-handlers finish, up to ``stop_timeout`` (or until ``force`` is set); wait for a long poll in
-flight and release what it brings; flush pending acks and visibility changes.
+handlers and coroutines finish, up to ``stop_timeout`` (or until ``force`` is set), then
+cancel the coroutines left (visible again at once); wait for a long poll in flight and
+release what it brings; flush pending acks and visibility changes.
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ from sqsx.dispatch import Dispatcher, Outcome
 from sqsx.exceptions import QueueUnavailableError
 from sqsx.hooks import HookChain
 from sqsx.inbox import Inbox
+from sqsx.lanes import AsyncLane, CoroutineRun
 from sqsx.limits import RunLimits
 from sqsx.message import Message
 from sqsx.ordering import Hold, is_fifo
-from sqsx.receiving import POLL_SLICE_SECONDS, Receiving
+from sqsx.receiving import Receiving
+from sqsx.shutdown import Shutdown
 from sqsx.sqs import (
     BatchEntry,
     EntryFailure,
@@ -53,11 +58,9 @@ __all__ = ["Engine"]
 logger = logging.getLogger("sqsx.engine")
 
 _TICK_SECONDS = 0.05
-_FLUSH_SECONDS = 10.0
-_RECEIVE_MARGIN_SECONDS = 5.0
 
 
-class Engine(Receiving):
+class Engine(Receiving, Shutdown):
     """One run of ``consume_messages`` on one queue.
 
     Args:
@@ -115,6 +118,7 @@ class Engine(Receiving):
         self._hand_limit = 0
         self._keeper: VisibilityKeeper
         self._deletes: BatchFlusher
+        self._lane: AsyncLane  # ``async def`` handlers' coroutines (``sqsx.lanes``)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -132,6 +136,12 @@ class Engine(Receiving):
         # even when the queue's own setting could not be read.
         self._visibility_timeout = options.visibility_timeout or self._queue_visibility_timeout()
         self._keeper = VisibilityKeeper(self._client, self._url, self._visibility_timeout)
+        self._lane = AsyncLane(
+            self._dispatcher.event_loop,
+            max_coroutines=options.max_async,
+            grace_seconds=self._dispatcher.time_limits.grace_seconds,
+        )
+        self._dispatcher_async = self._dispatcher.has_async_handlers()
         receiver_count = self._receiver_count()
         # In hand (running, waiting, being received): a batch more than the receivers bring.
         self._hand_limit = options.max_threads + (receiver_count + 1) * options.max_messages
@@ -190,10 +200,25 @@ class Engine(Receiving):
             pass  # ``handle`` False: this thread was abandoned past a time limit, and ends
 
     def handle(self, message: Message) -> bool:
-        """Process and settle ``message``; ``False``: its thread was abandoned, must end."""
-        outcome = self._dispatcher.process(message, hooks=self._hooks, on_abandon=self._abandoned)
+        """Process and settle ``message`` (a coroutine goes to the async lane and is settled
+        when it ends); ``False``: this thread was abandoned, and must end."""
+        outcome = self._dispatcher.begin(
+            message, hooks=self._hooks, on_abandon=self._abandoned, lane=self._lane
+        )
+        if isinstance(outcome, CoroutineRun):  # on the loop now: settled when it ends
+            self._inbox.detach()
+            outcome.add_done_callback(functools.partial(self._coroutine_ended, message))
+            return True
         if outcome.late:  # abandoned past its time limit: settled, and this thread replaced
             return False
+        self._conclude(message, outcome)
+        return True
+
+    def _coroutine_ended(self, message: Message, run: CoroutineRun) -> None:
+        self._conclude(message, run.result(), detached=True)
+
+    def _conclude(self, message: Message, outcome: Outcome, *, detached: bool = False) -> None:
+        """Settle a finished message and free its place in the inbox."""
         try:
             self._settle(message, outcome)
         except Exception:  # the loop must survive; the message is redelivered later
@@ -201,7 +226,7 @@ class Engine(Receiving):
                 "could not settle message_id=%s queue_url=%s", message.message_id, self._url
             )
         finally:
-            held = self._inbox.done(message, outcome.retry_after)
+            held = self._inbox.done(message, outcome.retry_after, detached=detached)
         if held:
             logger.info(
                 "message_id=%s of group %s failed: holding back %d later messages of the "
@@ -212,7 +237,6 @@ class Engine(Receiving):
                 self._url,
             )
             self._hold_back(held)
-        return True
 
     def _abandoned(self, message: Message, outcome: Outcome) -> None:
         """A handler past its time limit and grace (called from the time-limit ticker):
@@ -292,59 +316,3 @@ class Engine(Receiving):
                 self._url,
             )
             self._release(overdue)
-
-    def _shutdown(self, receivers: list[threading.Thread], threads: list[threading.Thread]) -> None:
-        self._stop.set()
-        self._polling.set()  # wake receivers parked on an idle queue
-        self._release(self._inbox.close())
-        options = self._options
-        deadline = None if options.stop_timeout is None else time.monotonic() + options.stop_timeout
-        if self._inbox.running and not self._force.is_set():
-            logger.info(
-                "waiting for %d running handler%s to finish%s; stop again (a second Ctrl-C or "
-                "SIGTERM) to abandon them queue_url=%s",
-                self._inbox.running,
-                "" if self._inbox.running == 1 else "s",
-                "" if options.stop_timeout is None else f" (up to {options.stop_timeout:g} s)",
-                self._url,
-            )
-        if not self._inbox.wait_idle(deadline, self._force):
-            logger.warning(
-                "stopping with %d handlers still running; their messages reappear once their "
-                "visibility timeout ends queue_url=%s",
-                self._inbox.running,
-                self._url,
-            )
-            for message in self._keeper.held():
-                self._keeper.let_go(message)
-        # A long poll cannot be cut short, and one abandoned could still be handed a message
-        # that would then stay hidden for the visibility timeout. So it is waited for (up to
-        # one poll slice) and what it brings is released; a second stop request (``force``)
-        # skips the wait.
-        limit = time.monotonic() + POLL_SLICE_SECONDS + _RECEIVE_MARGIN_SECONDS
-        if any(r.is_alive() for r in receivers) and not self._force.is_set():
-            logger.debug(
-                "waiting up to %ss for the receive in flight queue_url=%s",
-                POLL_SLICE_SECONDS + _RECEIVE_MARGIN_SECONDS,
-                self._url,
-            )
-        for receiver in receivers:
-            while receiver.is_alive() and not self._force.is_set() and time.monotonic() < limit:
-                receiver.join(0.05)
-        abandoned = sum(r.is_alive() for r in receivers)
-        self._timer_done.set()
-        flush_deadline = time.monotonic() + _FLUSH_SECONDS
-        deletes = self._deletes.close(flush_deadline, self._force)
-        changes = self._keeper.close(flush_deadline, self._force)
-        if deletes or changes or abandoned:
-            logger.warning(
-                "stopped without SQS confirming %d deletes and %d visibility changes, %d "
-                "receives in flight abandoned; those messages are handled again after their "
-                "visibility timeout queue_url=%s",
-                deletes,
-                changes,
-                abandoned,
-                self._url,
-            )
-        for thread in threads:
-            thread.join(0.1)

@@ -96,6 +96,20 @@ class Fates:
         reason = f"ran past its time limit of {limit:g}s"
         return Outcome(Verdict.TIMED_OUT, delay, reason, elapsed or limit, late=late)
 
+    def cancelled(self, message: Message, label: str, *, started: bool) -> Outcome:
+        """The outcome of a coroutine the runtime cancelled before it finished (the stop
+        deadline, a second stop request, Lambda's deadline guard), or never started (the
+        runtime was stopping): visible again at once, since its handler did not finish."""
+        reason = "cancelled by the runtime" if started else "not started: the runtime is stopping"
+        logger.info(  # the runtime logs one WARNING for them all
+            "coroutine %s, retried at once message_id=%s task=%s queue_url=%s",
+            reason,
+            message.message_id,
+            label,
+            self.queue_url,
+        )
+        return Outcome(Verdict.RETRIED, 0, reason)
+
     def _failed(
         self, message: Message, label: str, err: BaseException, elapsed: float, level: int
     ) -> Outcome:

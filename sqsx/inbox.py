@@ -59,6 +59,7 @@ class Inbox:
         self._room_waiters = 0  # receivers waiting on ``_room``
         self._idle_waiters = 0  # ``wait_idle`` callers waiting on ``_room``
         self._room_wanted = (1, 1)  # what they wait for: (count, limit) of ``reserve``
+        self._detached = 0  # running messages whose coroutine holds no thread
         self.running = 0
         self.closed = False
 
@@ -125,12 +126,22 @@ class Inbox:
                 caps.started(message)
         return message
 
-    def done(self, message: Message, retry_after: int | None) -> list[Hold[Message]]:
+    def detach(self) -> None:
+        """A running message no longer holds its handler thread (its coroutine runs on the
+        async lane): it takes no room until ``done(..., detached=True)``."""
+        with self._room:
+            self._detached += 1
+            self._wake_room()
+
+    def done(
+        self, message: Message, retry_after: int | None, *, detached: bool = False
+    ) -> list[Hold[Message]]:
         """Mark ``message`` finished (``retry_after``: its outcome's, ``None`` when it was
-        deleted); on FIFO after a failure, return its group's later messages, removed from
-        the inbox, to be held back."""
+        deleted; ``detached``: it was detached); on FIFO after a failure, return its group's
+        later messages, removed from the inbox, to be held back."""
         with self._room:
             self.running -= 1
+            self._detached -= detached  # may run before its ``detach``: the sum is what counts
             held = self._gate.finish(message, retry_after, self._waiting, time.monotonic())
             capped = self._caps is not None and self._caps.active
             if capped and self._caps is not None:
@@ -166,7 +177,8 @@ class Inbox:
         # Messages their task's cap keeps waiting take no room, up to ``limit`` of them:
         # other tasks keep flowing while a capped backlog waits.
         blocked = self._caps.blocked(self._waiting) if self._caps is not None and limit else 0
-        return self.running + len(self._waiting) + self._reserved - min(blocked, limit)
+        taken = self.running - self._detached + len(self._waiting) + self._reserved
+        return taken - min(blocked, limit)
 
     def overdue(self) -> list[Message]:
         """Waiting messages held for their task's cap too long (``sqsx.caps``), removed

@@ -18,6 +18,7 @@ from pydantic import (
 from sqsx.backoff import MAX_VISIBILITY_TIMEOUT_SECONDS
 from sqsx.codec import DEFAULT_MAX_MESSAGE_BYTES
 from sqsx.exceptions import ConfigurationError
+from sqsx.lanes import DEFAULT_MAX_COROUTINES, MAX_COROUTINES_LIMIT
 
 __all__ = ["ConsumeOptions", "QueueOptions"]
 
@@ -86,6 +87,10 @@ class ConsumeOptions(_Checked):
             no more than are left), then stop once they are done (``--max-messages-total``).
         exit_when_idle_seconds: stop once no message was received or held for this many
             seconds (``--exit-when-idle``).
+        max_async: coroutines of ``async def`` handlers running at once (1 to 10,000,
+            default 100; ``--max-async``). They hold no handler thread and no room: the
+            worker holds up to ``max_threads + max_async + receivers * max_messages``
+            messages while they run.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -102,3 +107,4 @@ class ConsumeOptions(_Checked):
     drain: bool = False
     max_messages_total: int | None = Field(None, ge=1)
     exit_when_idle_seconds: float | None = Field(None, gt=0)
+    max_async: int = Field(DEFAULT_MAX_COROUTINES, ge=1, le=MAX_COROUTINES_LIMIT)

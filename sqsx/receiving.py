@@ -68,6 +68,7 @@ class Receiving:
     _visibility_timeout: int
     _deletes: BatchFlusher
     _next_drain_check: float
+    _dispatcher_async: bool  # an ``async def`` handler: its coroutines need messages too
 
     def _release(self, messages: Sequence[Message]) -> None:  # pragma: no cover - Engine's
         raise NotImplementedError
@@ -80,13 +81,15 @@ class Receiving:
         threads than a batch it starves them. Twice threads / batch: a call takes longer
         than its network latency once the process is busy (at 32 threads x 10 ms, 1.25 x
         left handler threads waiting on an empty inbox); the extra ones cost nothing on an
-        idle queue, where only the first receiver polls."""
+        idle queue, where only the first receiver polls. With ``async def`` handlers,
+        ``max_async`` counts too."""
         options = self._options
         if options.receivers is not None:
             return options.receivers
-        if options.max_threads == 1:
+        busy = options.max_threads + (options.max_async if self._dispatcher_async else 0)
+        if busy == 1:
             return 1
-        return max(1, min(8, math.ceil(2 * options.max_threads / options.max_messages)))
+        return max(1, min(8, math.ceil(2 * busy / options.max_messages)))
 
     def _queue_visibility_timeout(self) -> int:
         try:

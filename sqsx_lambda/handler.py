@@ -24,9 +24,11 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from sqsx.dispatch import AbandonFn, Dispatcher, Outcome
+from sqsx.abandon import AbandonFn
+from sqsx.dispatch import Dispatcher, Outcome
 from sqsx.exceptions import ConfigurationError
 from sqsx.hooks import Hook
+from sqsx.lanes import DEFAULT_MAX_COROUTINES, AsyncLane, CoroutineRun
 from sqsx.message import Message
 from sqsx.ordering import is_fifo
 from sqsx_lambda.batch import log_summary
@@ -101,6 +103,10 @@ class LambdaHandler:
             as failures (inline, with ``max_threads=1``, a running record cannot be left
             behind: keep such handlers well under the function timeout).
             Keep it well below the function timeout.
+        max_async: coroutines of ``async def`` handlers running at once (1 to 10,000,
+            default 100), on the queue's event loop (reused by warm invocations), holding
+            no thread: ``max_threads`` bounds only the records running sync code. At the
+            deadline guard the coroutines still running are cancelled.
         logger: an ``aws_lambda_powertools.Logger``. When given, sqsx's log lines go through
             its handler as structured JSON carrying the Lambda context (request id, function)
             and, per record, ``message_id`` (and ``message_group_id`` on FIFO queues).
@@ -131,6 +137,7 @@ class LambdaHandler:
         logger: Logger | None = None,
         metrics: Metrics | None = None,
         tracing: bool = False,
+        max_async: int = DEFAULT_MAX_COROUTINES,
     ) -> None:
         threads = default_max_threads() if max_threads is None else max_threads
         if not 1 <= threads <= _MAX_THREADS_LIMIT:
@@ -167,11 +174,17 @@ class LambdaHandler:
         self._chained = self._dispatcher.hooks  # the queue's chain that ``_chain`` extends
         self._chain = self._chained.plus(*self._hooks)
         dispatcher = self._dispatcher
+        self._lane = AsyncLane(
+            dispatcher.event_loop,
+            max_coroutines=max_async,
+            grace_seconds=dispatcher.time_limits.grace_seconds,
+        )
         self._runner = BatchRunner(
             self._process,
             max_threads=threads,
             deadline_margin_ms=deadline_margin_ms,
             caps=lambda: dispatcher.task_caps,
+            lane=self._lane,
         )
         self.max_threads = threads
         self.deadline_margin_ms = deadline_margin_ms
@@ -246,14 +259,15 @@ class LambdaHandler:
         lambda_context: Any,
         on_abandon: AbandonFn,
         limit_cap: Callable[[], float | None],
-    ) -> Outcome:
-        return self._dispatcher.process(
+    ) -> Outcome | CoroutineRun:
+        return self._dispatcher.begin(
             message,
             lambda_context,
             runtime="lambda",
             hooks=self._chain,
             on_abandon=on_abandon,
             limit_cap=limit_cap,
+            lane=self._lane,
         )
 
     def _job(self, index: int, record: Mapping[str, Any]) -> Job:

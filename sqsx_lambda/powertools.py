@@ -34,7 +34,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.batch.types import BatchTypeModels
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from sqsx.dispatch import RawDispatcher
 from sqsx.exceptions import ConfigurationError, SqsxError
+from sqsx.lanes import DEFAULT_MAX_COROUTINES, is_async_function
 from sqsx.queue import RawQueue
 from sqsx_lambda.handler import DEFAULT_DEADLINE_MARGIN_MS, LambdaHandler
 from sqsx_lambda.records import queue_url_from_arn, records_of
@@ -67,6 +69,8 @@ class SqsxBatchProcessor(BatchProcessor):
             give it for a local server or a VPC endpoint).
         max_threads: records processed at once (default: ``default_max_threads()``; 1 runs
             them inline).
+        max_async: records whose ``async def`` record handler runs at once, holding no
+            thread (default 100; see ``LambdaHandler``).
         min_backoff_seconds: first retry delay in seconds (default 30).
         max_backoff_seconds: largest retry delay in seconds (default 900, at most 43200).
         deadline_margin_ms: see ``LambdaHandler`` (default 1000 ms).
@@ -83,6 +87,7 @@ class SqsxBatchProcessor(BatchProcessor):
         sqs_client: Any = None,
         queue_url: str | None = None,
         max_threads: int | None = None,
+        max_async: int = DEFAULT_MAX_COROUTINES,
         min_backoff_seconds: int = 30,
         max_backoff_seconds: int = 900,
         deadline_margin_ms: int = DEFAULT_DEADLINE_MARGIN_MS,
@@ -109,6 +114,7 @@ class SqsxBatchProcessor(BatchProcessor):
         self._client = sqs_client
         self._queue_url = queue_url
         self._max_threads = max_threads
+        self._max_async = max_async
         self._backoff = (min_backoff_seconds, max_backoff_seconds)
         self._margin_ms = deadline_margin_ms
         self._lambda: LambdaHandler | None = None
@@ -138,6 +144,12 @@ class SqsxBatchProcessor(BatchProcessor):
         """Run the batch concurrently; one Powertools success or failure entry per record."""
         records = records_of({"Records": self.records})
         handler = self._lambda_handler(records[0] if records else {})
+        dispatcher = handler.queue.dispatcher
+        if isinstance(dispatcher, RawDispatcher):  # an async record handler takes the lane
+            is_async = is_async_function(self._record_handler)
+            dispatcher.handler = (
+                self._run_async_record_handler if is_async else self._run_record_handler
+            )
         self._batch = {str(record["messageId"]): dict(record) for record in records}
         self._returned = {}
         results = handler.process_records(records, self._context)
@@ -178,21 +190,33 @@ class SqsxBatchProcessor(BatchProcessor):
                     max_backoff_seconds=high,
                 )
                 self._lambda = LambdaHandler(
-                    queue, max_threads=self._max_threads, deadline_margin_ms=self._margin_ms
+                    queue,
+                    max_threads=self._max_threads,
+                    deadline_margin_ms=self._margin_ms,
+                    max_async=self._max_async,
                 )
             return self._lambda
 
     def _run_record_handler(self, queue_url: str, sqs_message: Mapping[str, Any]) -> None:
+        message_id, returned = self._call_record_handler(sqs_message)
+        if inspect.isawaitable(returned):  # a plain function returning one: run it here
+            returned = self._lambda_handler({}).queue.dispatcher.event_loop.run(returned)
+        self._returned[message_id] = returned
+
+    async def _run_async_record_handler(
+        self, queue_url: str, sqs_message: Mapping[str, Any]
+    ) -> None:
+        """For an ``async def`` record handler: a coroutine on the async lane."""
+        message_id, returned = self._call_record_handler(sqs_message)
+        self._returned[message_id] = await returned
+
+    def _call_record_handler(self, sqs_message: Mapping[str, Any]) -> tuple[str, Any]:
         message_id = str(sqs_message["MessageId"])
         record = self._batch[message_id]
         data = SQSRecord(record) if self._model is None else self._model.model_validate(record)
         if self._pass_context:
-            returned = self._record_handler(record=data, lambda_context=self._context)
-        else:
-            returned = self._record_handler(record=data)
-        if inspect.isawaitable(returned):  # an async record handler: run on sqsx's loop
-            returned = self._lambda_handler({}).queue.dispatcher.event_loop.run(returned)
-        self._returned[message_id] = returned
+            return message_id, self._record_handler(record=data, lambda_context=self._context)
+        return message_id, self._record_handler(record=data)
 
 
 def _no_handler(**_: Any) -> None:

@@ -29,8 +29,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from sqsx.abandon import AbandonFn
 from sqsx.caps import ConcurrencyCaps
-from sqsx.dispatch import AbandonFn, Outcome
+from sqsx.dispatch import Outcome
+from sqsx.lanes import AsyncLane, CoroutineRun
 from sqsx.message import Message
 from sqsx_lambda.batch import Batch, Clock, Fate, Job, RecordResult
 
@@ -45,9 +47,12 @@ INLINE_BUDGET_SECONDS = 0.002
 _WEIGHT = 0.3  # of the newest batch in the running mean
 _OVERHEAD_ALLOWANCE_SECONDS = 100e-6  # per record, before the sentinel fans out
 
-#: Runs one message through the core (``Dispatcher.process``, with the runtime's hooks):
-#: ``fn(message, lambda_context, on_abandon, limit_cap) -> Outcome``.
-ProcessFn = Callable[[Message, Any, AbandonFn, Callable[[], "float | None"]], Outcome]
+#: Runs one message through the core (``Dispatcher.begin``, with the runtime's hooks):
+#: ``fn(message, lambda_context, on_abandon, limit_cap) -> Outcome`` (or the
+#: ``CoroutineRun`` of an ``async def`` handler on the async lane).
+ProcessFn = Callable[
+    [Message, Any, AbandonFn, Callable[[], "float | None"]], "Outcome | CoroutineRun"
+]
 
 
 class BatchRunner:
@@ -66,8 +71,10 @@ class BatchRunner:
         max_threads: int,
         deadline_margin_ms: int,
         caps: Callable[[], Mapping[str, int]] | None = None,
+        lane: AsyncLane | None = None,
     ) -> None:
         self._process = process
+        self._lane = lane  # its coroutines are cancelled when the deadline guard gives up
         self._caps = caps
         self._max_threads = max_threads
         self._margin_ms = deadline_margin_ms
@@ -100,7 +107,7 @@ class BatchRunner:
         started = time.perf_counter()
         if self._max_threads == 1:
             self._work(batch, lambda_context)
-            if batch.abandoned:  # its replacement ran the rest
+            if not batch.done.is_set():  # coroutines still running, or a replacement thread
                 self._wait(batch)
         else:
             expected = None if self._mean is None else self._mean * len(jobs)
@@ -143,6 +150,8 @@ class BatchRunner:
         those still running (an abandoned worker thread may never finish)."""
         if not batch.done.wait(batch.clock.seconds_to_give_up()) and not batch.done.is_set():
             batch.give_up(f"still running with less than {self._margin_ms // 2} ms left")
+            if self._lane is not None:
+                self._lane.cancel_all()  # one invocation at a time: its coroutines only
 
     def _learn(self, results: Iterable[RecordResult], wall_seconds: float) -> None:
         """Fold this batch's mean handler time into the running mean (warm invocations); a
@@ -176,7 +185,7 @@ class BatchRunner:
                 outcome = job.preset
             else:
                 try:
-                    outcome = self._process(
+                    begun = self._process(
                         job.message, lambda_context, on_abandon, batch.clock.limit_cap
                     )
                 except BaseException:  # a bug (the core never raises): keep the batch going
@@ -186,9 +195,25 @@ class BatchRunner:
                     reason = "its thread ended abnormally"
                     batch.finish(job, RecordResult(job.message, Fate.ABANDONED, None, reason))
                     continue
+                if isinstance(begun, CoroutineRun):  # settled when its coroutine ends
+                    begun.add_done_callback(
+                        functools.partial(self._coroutine_ended, batch, job, lambda_context)
+                    )
+                    continue
+                outcome = begun
                 if outcome.late:  # this thread was abandoned and replaced
                     return
             batch.finish(job, RecordResult(job.message, Fate.DONE, outcome, outcome.reason))
+
+    def _coroutine_ended(
+        self, batch: Batch, job: Job, lambda_context: Any, run: CoroutineRun
+    ) -> None:
+        """In the loop's thread: report the record; if jobs still wait (a FIFO group or a
+        task cap held them back), a pool thread takes them up."""
+        outcome = run.result()
+        batch.finish(job, RecordResult(job.message, Fate.DONE, outcome, outcome.reason))
+        if batch.waiting and not batch.given_up:
+            self._executor().submit(self._work, batch, lambda_context)
 
     def _abandoned(
         self, batch: Batch, lambda_context: Any, message: Message, outcome: Outcome

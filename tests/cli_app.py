@@ -7,6 +7,7 @@ they run to the file named by ``SQSX_TEST_RECORD``, one line per call.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Mapping
@@ -53,8 +54,16 @@ def block(context: dict[str, Any]) -> None:
     time.sleep(60)
 
 
+async def nap(context: dict[str, Any], n: int, seconds: float) -> None:
+    """Records ``+n`` when it starts awaiting and ``-n`` when it is done (async def)."""
+    _record(f"+{n}")
+    await asyncio.sleep(seconds)
+    _record(f"-{n}")
+
+
 queue.add_task_handler("record", record)
 queue.add_task_handler("block", block)
+queue.add_task_handler("nap", nap)
 
 
 def make_queue() -> Queue:

@@ -7,6 +7,7 @@ described there.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import os
 import threading
@@ -385,3 +386,50 @@ def handlers() -> Iterator[Any]:
     yield build
     for handler in made:
         handler.close()
+
+
+class Overlap:
+    """Counts coroutines running at once, and the threads they ran in."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+        self.threads: set[int] = set()
+        self.finished = 0
+        self._lock = threading.Lock()
+
+    async def run(self, seconds: float) -> None:
+        """``await asyncio.sleep(seconds)``, counted."""
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+            self.threads.add(threading.get_ident())
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            with self._lock:
+                self.now -= 1
+                self.finished += 1
+
+
+class FifoGroups:
+    """Two FIFO message groups, ``a`` and ``b``, of ``count`` messages each on a RawQueue
+    whose ``async def`` handler records, per group, the order it ran them in."""
+
+    def __init__(self, client: Any, url: str, count: int) -> None:
+        from sqsx import RawQueue
+
+        self.order: dict[str, list[int]] = {"a": [], "b": []}
+        self.overlap = Overlap()
+        self.queue = RawQueue(url, self._handle, client)
+        for n in range(count):
+            for group in ("a", "b"):
+                self.queue.send_message(f"{group}:{n}", group_id=group)
+
+    async def _handle(self, queue_url: str, sqs_message: dict[str, Any]) -> None:
+        group, n = sqs_message["Body"].split(":")
+        await self.overlap.run(0.05)
+        self.order[group].append(int(n))
+
+    def ran(self) -> int:
+        return len(self.order["a"]) + len(self.order["b"])

@@ -123,6 +123,30 @@ def test_drain_processes_every_task_and_exits_0(
     assert "Traceback" not in result.stderr
 
 
+def test_max_async_runs_coroutines_beyond_the_threads(
+    sqs_client: Any, make_queue: Callable[..., str], endpoint_url: str, record: Path
+) -> None:
+    # Given 30 async tasks that each await 1 s
+    url = make_queue(VisibilityTimeout=60)
+    queue = Queue(url=url, sqs_client=sqs_client)
+    for n in range(30):
+        queue.add_task("nap", n=n, seconds=1.0)
+
+    # When a draining worker with one thread and --max-async 10 runs them
+    args = _worker_args(url, endpoint_url, "--drain", "--threads", "1", "--max-async", "10")
+    result = run_sqsx("worker", *args, env={"SQSX_TEST_RECORD": str(record)})
+
+    # Then all ran, up to ten at once (never more) on that one thread
+    assert result.returncode == 0, result.stderr
+    running = peak = 0
+    for line in _lines(record):
+        running += 1 if line.startswith("+") else -1
+        peak = max(peak, running)
+    assert 5 <= peak <= 10
+    assert len(_lines(record)) == 60
+    assert queue_counts(sqs_client, url) == (0, 0, 0)
+
+
 def test_sigterm_mid_drain_loses_nothing(
     sqs_client: Any, make_queue: Callable[..., str], endpoint_url: str, record: Path, tmp_path: Path
 ) -> None:

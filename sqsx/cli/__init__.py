@@ -30,6 +30,7 @@ from sqsx.cli.dlq import add_dlq_parser
 from sqsx.cli.target import CommandFailed, UsageError
 from sqsx.cli.tools import run_local, run_send, run_stats
 from sqsx.cli.worker import run_worker, say
+from sqsx.lanes import DEFAULT_MAX_COROUTINES, MAX_COROUTINES_LIMIT
 from sqsx.sqs import error_code
 
 __all__ = ["build_parser", "main"]
@@ -92,6 +93,13 @@ def _worker_parser(worker: argparse.ArgumentParser) -> None:
         "have work, each gets its weight's share of the threads (default: all 1)",
     )
     add("--threads", type=_bounded(int, 1, 1024), default=8, help="handler threads (default 8)")
+    add(
+        "--max-async",
+        type=_bounded(int, 1, MAX_COROUTINES_LIMIT),
+        default=DEFAULT_MAX_COROUTINES,
+        help="coroutines of async def handlers running at once, holding no thread "
+        f"(default {DEFAULT_MAX_COROUTINES})",
+    )
     add(
         "--processes",
         type=_bounded(int, 1, 256),

@@ -90,6 +90,7 @@ def run_worker(args: argparse.Namespace) -> int:
     options = ConsumeOptions(
         max_messages=args.max_messages,
         max_threads=args.threads,
+        max_async=args.max_async,
         polling_wait_seconds=args.polling_wait,
         wait_seconds=0 if args.polling_wait else 1,
         stop_timeout=args.stop_timeout,
