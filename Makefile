@@ -69,8 +69,9 @@ format: venv
 	$(BIN)/ruff check --fix $(SOURCES)
 	$(BIN)/ruff format $(SOURCES)
 
+# Both servers' halves of the suite at once (scripts/test-both-servers says how it splits).
 test: lint dist localstack
-	$(BIN)/pytest
+	scripts/test-both-servers $(BIN)
 	$(MAKE) test-powertools-oldest
 
 # The oldest aws-lambda-powertools the `lambda` extra allows, shadowing the venv's (newest)

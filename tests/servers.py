@@ -229,17 +229,32 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "sqs_server" not in metafunc.fixturenames:
         return
     servers = _servers_for(metafunc.definition, metafunc.config.stash[_CHOSEN])
+    if not servers:  # a test for a server not chosen in this run: deselected, not skipped
+        metafunc.parametrize("sqs_server", [_NOT_CHOSEN], indirect=True, scope="session")
+        return
     metafunc.parametrize("sqs_server", servers, indirect=True, scope="session")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+#: The parameter of a test whose only server is not chosen in this run.
+_NOT_CHOSEN = "not-chosen"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unchosen = [item for item in items if _server_of(item) == _NOT_CHOSEN]
+    if unchosen:
+        config.hook.pytest_deselected(items=unchosen)
+        items[:] = [item for item in items if _server_of(item) != _NOT_CHOSEN]
     for item in items:
-        callspec = getattr(item, "callspec", None)
-        server = callspec.params.get("sqs_server") if callspec else None
+        server = _server_of(item)
         for mark in item.iter_markers("deviates_on"):
             if mark.args[0] == server:
                 reason = f"{server} deviates from AWS: {mark.kwargs['reason']}"
                 item.add_marker(pytest.mark.xfail(reason=reason, strict=mark.kwargs["strict"]))
+
+
+def _server_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("sqs_server") if callspec else None
 
 
 class _ServerPool:

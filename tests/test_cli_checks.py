@@ -43,7 +43,7 @@ def _one_line(stderr: str) -> str:
         pytest.param(
             ["no_such_task"],
             "cli_app:queue has no handler for task 'no_such_task' (registered: block, nap, "
-            "record); --no-check sends it anyway",
+            "record, where); --no-check sends it anyway",
             id="unknown-task",
         ),
         pytest.param(

@@ -68,8 +68,13 @@ def test_a_worker_serves_metrics_and_logs_json_lines(
     succeeded = _key("sqsx_messages_total", queue=name, task="record", verdict="succeeded")
     poisoned = _key("sqsx_messages_total", queue=name, task="-", verdict="unprocessable")
     try:
-        seen = wait_until(
-            lambda: (s := scrape(port)).get(succeeded, 0) >= 20 and s.get(poisoned, 0) >= 1,
+        deleted = _key("sqsx_sqs_calls_total", operation="DeleteMessageBatch")
+        seen = wait_until(  # (the deletes go out up to ack_delay after the handlers)
+            lambda: (
+                (s := scrape(port)).get(succeeded, 0) >= 20
+                and s.get(poisoned, 0) >= 1
+                and s.get(deleted, 0) >= 1
+            ),
             timeout=60,
             interval=0.2,
         )
@@ -206,13 +211,20 @@ def test_a_fleet_serves_its_children_s_metrics_summed_on_one_port(
         for n in range(40):
             queue.add_task("where", n=n, seconds=0.1)
         succeeded = _key("sqsx_messages_total", queue=name, task="where", verdict="succeeded")
+        histogram = _key("sqsx_handler_duration_seconds_count", queue=name, task="where")
         samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
         runs: list[str] = []
 
         def all_counted() -> bool:  # (moto may deliver a message twice: runs, not messages)
+            samples.clear()
             samples.update(scrape(port))
             runs[:] = record.read_text().splitlines() if record.exists() else []
-            return samples.get(succeeded, 0) >= 40 and samples[succeeded] == len(runs)
+            # (a scrape may fall between a message's count and its duration: both settle)
+            return (
+                samples.get(succeeded, 0) >= 40
+                and samples[succeeded] == len(runs)
+                and samples.get(histogram) == samples[succeeded]
+            )
 
         done = wait_until(all_counted, timeout=60, interval=0.2)
     finally:
@@ -223,7 +235,6 @@ def test_a_fleet_serves_its_children_s_metrics_summed_on_one_port(
     assert done, (samples.get(succeeded), len(runs), fleet.errors[-3000:])
     assert code == 0, fleet.errors[-3000:]
     assert len({line.split()[1] for line in runs}) == 2  # both processes ran tasks
-    histogram = _key("sqsx_handler_duration_seconds_count", queue=name, task="where")
     assert samples[histogram] == samples[succeeded]
     # And the sampled depth is the queue's, not once per process: 5 delayed, not 10
     assert samples[_key("sqsx_queue_messages", queue=name, state="delayed")] == 5

@@ -206,7 +206,7 @@ def test_overrides_give_a_queue_of_the_same_kind_and_handlers(endpoint_url: str)
     assert tasks.url == url
     assert tasks.sqs_client.meta.endpoint_url == endpoint_url
     assert tasks.sqs_client.meta.config.max_pool_connections == 30
-    assert tasks.task_names == cli_app.queue.task_names == ["block", "nap", "record"]
+    assert tasks.task_names == cli_app.queue.task_names == ["block", "nap", "record", "where"]
     assert (tasks.min_backoff_seconds, tasks.max_backoff_seconds) == (0, 1)
     assert isinstance(raw, RawQueue)
     assert raw.url == cli_app.raw.url
