@@ -77,7 +77,7 @@ class ConsumeOptions(_Checked):
 
     Attributes:
         receivers: threads that call ReceiveMessage (default: 1 with one handler thread,
-            else ``ceil(1.25 * max_threads / max_messages)``, at most 8). Only the first
+            else ``ceil(2 * max_threads / max_messages)``, at most 8). Only the first
             long-polls an idle queue; the others join in while messages flow.
         ack_delay_seconds: how long a finished message may wait for nine others before its
             DeleteMessageBatch goes out (default 0.2 s).
@@ -89,7 +89,7 @@ class ConsumeOptions(_Checked):
             seconds (``--exit-when-idle``).
         max_async: coroutines of ``async def`` handlers running at once (1 to 10,000,
             default 100; ``--max-async``). They hold no handler thread and no room: the
-            worker holds up to ``max_threads + max_async + receivers * max_messages``
+            worker holds up to ``max_threads + max_async + (receivers + 1) * max_messages``
             messages while they run.
     """
 
