@@ -260,7 +260,9 @@ def test_a_dead_child_s_counters_stay_and_its_gauges_go(
     try:
         assert wait_until(lambda: _both_children_started(port), timeout=60, interval=0.2)
         queue = Queue(url=queue_url, sqs_client=sqs_client)
-        for _ in range(4):  # a child holds at most 2 (1 thread + 1 per receive): each runs one
+        # a child holds at most 3 (1 thread + (1 receiver + 1) x 1 per receive): with 6,
+        # each runs one, and none is left for the child that replaces the killed one
+        for _ in range(6):
             queue.add_task("block")
         busy = wait_until(lambda: scrape(port).get(in_progress) == 2, timeout=30, interval=0.2)
         assert busy, fleet.errors[-3000:]

@@ -118,14 +118,17 @@ def test_stop_releases_unstarted_messages_at_once(sqs_client: Any, make_queue: A
 
     # When the worker is stopped while the first handler runs
     queue.exit_gracefully()
-    assert wait_until(lambda: queue.stats().released == 9, timeout=5)
+    assert wait_until(lambda: queue.stats().released >= 9, timeout=5)
     proceed.set()
     consumer.stop()
 
     # Then the nine unstarted messages are visible again at once, the finished one is gone
     assert wait_until(lambda: queue_counts(sqs_client, url) == (9, 0, 0), timeout=3)
-    assert queue.stats().released == 9
     assert queue.stats().succeeded == 1
+    # (and every other message received was released: the receive in flight at the stop may
+    # bring one of the nine back, once visible, and it is released again)
+    stats = queue.stats()
+    assert stats.released == stats.received - 1 >= 9
 
 
 def test_a_failed_task_is_backed_off_then_redelivered(sqs_client: Any, queue_url: str) -> None:
