@@ -110,7 +110,7 @@ demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 # Polling, Lambda and cold-start figures on a simulated SQS; prints one table and refreshes
-# BENCHMARKS.md, bench/results.json and bench/throughput.png (about 3 minutes).
+# BENCHMARKS.md, bench/results.json and bench/throughput.png (about 8 minutes).
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
