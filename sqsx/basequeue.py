@@ -4,7 +4,6 @@ consuming (through ``sqsx.consumer``), hooks and the send path."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from sqsx.backoff import BackoffPolicy
@@ -226,17 +225,6 @@ class BaseQueue(Consuming):
         ``exit_gracefully()`` there).
         """
         self._consumer.close()
-
-    def __enter__(self) -> BaseQueue:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- sending ---------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@ its arguments, checked once into ``ConsumeOptions``, then the object's own ``run
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from types import TracebackType
+from typing import TYPE_CHECKING, TypeVar
 
 from sqsx.lanes import DEFAULT_MAX_COROUTINES
 
@@ -12,14 +13,31 @@ if TYPE_CHECKING:
 
 __all__ = ["Consuming"]
 
+_C = TypeVar("_C", bound="Consuming")
+
 
 class Consuming:
-    """What has ``run(options)`` gets ``consume_messages(...)`` (sqsx 0.7's arguments)."""
+    """What has ``run(options)`` gets ``consume_messages(...)`` (sqsx 0.7's arguments),
+    and what has ``close()`` is a context manager that closes on exit."""
 
     def run(
         self, options: ConsumeOptions, *, enable_signal_to_exit_gracefully: bool = False
     ) -> None:
         raise NotImplementedError  # pragma: no cover
+
+    def close(self) -> None:
+        raise NotImplementedError  # pragma: no cover
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
     def consume_messages(
         self,

@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from sqsx.basequeue import BaseQueue
@@ -201,16 +200,5 @@ class QueueGroup(Consuming):
         self.exit_gracefully()
         pool, ident = self._pool, threading.get_ident()
         if ident not in self._threads and (pool is None or ident not in pool.thread_ids()):
-            with self._lock:
+            with self._lock:  # held by ``run`` until the run has ended: this waits for it
                 pass
-
-    def __enter__(self) -> QueueGroup:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
