@@ -12,10 +12,11 @@ beside runs alternate ``repeats`` times; the figures are medians, the ratio is o
 Three mixes: *light* (1 in 50 capped), where the cap drains capped messages faster than
 they arrive and only smooths their bursts; *heavy* (1 in 10), where they arrive faster
 than the cap lets them run; *deep backlog*, 300 capped messages ahead of the free ones.
-In the last two the capped backlog in the worker outgrows what it may hold without taking
-room from other tasks (``sqsx.inbox``: as many as the worker's own room, ``threads +
-receivers x 10``): past that, the free task only gets room as capped messages finish.
-The free task's share of the threads, ``(threads - cap) / threads``, bounds the ratio.
+In the last two the capped backlog outgrows what the worker keeps of it
+(``sqsx.caps.keep_waiting``): it gives the rest back to SQS, to come back when the cap
+should have room, and the row counts those give-backs (each one a receive more for its
+message). The free task's share of the threads, ``(threads - cap) / threads``, bounds the
+ratio.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class CapsResult:
     beside: list[float] = field(default_factory=list)
     capped_rates: list[float] = field(default_factory=list)
     peaks: list[int] = field(default_factory=list)
+    #: capped messages given back to SQS past the backlog the worker keeps, per run
+    given_back: list[int] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -77,6 +80,7 @@ class CapsResult:
             "beside": self.beside,
             "capped_rates": self.capped_rates,
             "peak_concurrency": self.peaks,
+            "given_back": self.given_back,
             "ratio": self.ratio,
         }
 
@@ -120,8 +124,9 @@ def _fill(sqs: SimulatedSqs, url: str, scenario: CapsScenario, beside: bool) -> 
     sqs.latency_seconds = latency
 
 
-def measure(scenario: CapsScenario, *, beside: bool) -> tuple[float, float, int]:
-    """One run: the free task's rate, the capped task's rate, the capped peak."""
+def measure(scenario: CapsScenario, *, beside: bool) -> tuple[float, float, int, int]:
+    """One run: the free task's rate, the capped task's rate, the capped peak, and the
+    capped messages given back (released before the stop)."""
     sqs = SimulatedSqs(latency_seconds=0.010)
     url = sqs.create_queue(QueueName="caps", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
     _fill(sqs, url, scenario, beside)
@@ -151,13 +156,19 @@ def measure(scenario: CapsScenario, *, beside: bool) -> tuple[float, float, int]
     start = started + scenario.warmup_seconds
     end = start + scenario.window_seconds
     time.sleep(max(end - time.perf_counter(), 0))
+    given_back = queue.stats().released
     queue.exit_gracefully()
     worker.join(60)
     if worker.is_alive():
         raise RuntimeError(f"caps {scenario.name}: the worker did not stop within 60 s")
     if len(gauge.finished["free"]) >= scenario.depth:
         raise RuntimeError(f"caps {scenario.name}: the queue ran dry; raise depth")
-    return gauge.rate("free", start, end), gauge.rate("capped", start, end), gauge.peak
+    return (
+        gauge.rate("free", start, end),
+        gauge.rate("capped", start, end),
+        gauge.peak,
+        given_back,
+    )
 
 
 def run(scenario: CapsScenario) -> CapsResult:
@@ -165,10 +176,11 @@ def run(scenario: CapsScenario) -> CapsResult:
     result = CapsResult(scenario)
     for _ in range(scenario.repeats):
         result.alone.append(measure(scenario, beside=False)[0])
-        free, capped, peak = measure(scenario, beside=True)
+        free, capped, peak, given_back = measure(scenario, beside=True)
         result.beside.append(free)
         result.capped_rates.append(capped)
         result.peaks.append(peak)
+        result.given_back.append(given_back)
     return result
 
 
@@ -191,7 +203,8 @@ def row(result: CapsResult) -> Row:
         scenario=f"caps, {s.name}: free {s.free_ms:g} ms beside capped {s.capped_ms:g} ms "
         f"(max_concurrency={s.cap}), {s.threads} threads",
         measured=f"free {beside:.0f} vs {alone:.0f} msg/s alone ({result.ratio:.0%}); capped "
-        f"{statistics.median(result.capped_rates):.0f} msg/s, at most {max(result.peaks)} at once",
+        f"{statistics.median(result.capped_rates):.0f} msg/s, at most {max(result.peaks)} at once, "
+        f"{statistics.median(result.given_back or [0]):.0f} given back to SQS",
         reference=f"thread share {s.thread_share:.0%}; medians of {len(result.alone)}",
         calls="",
         cpu="",

@@ -16,7 +16,7 @@ import functools
 import inspect
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from sqsx.abandon import Abandon, AbandonFn
@@ -186,6 +186,12 @@ class Dispatcher:
         the async lane then)."""
         return False
 
+    def predecode(self, messages: Sequence[Message]) -> None:
+        """Decode ``messages`` ahead of processing, where the message type allows it, so
+        that a handler thread's turn starts with the handler (see ``Message.decoded_task``).
+        Only for messages no hook resolves; never raises: what cannot be decoded now is
+        decoded again, and judged, when the message is processed."""
+
     def refuse(
         self,
         message: Message,
@@ -288,10 +294,21 @@ class TaskDispatcher(Dispatcher):
     def has_async_handlers(self) -> bool:
         return any(is_async_function(self.registry.get(n)) for n in self.registry.names())
 
+    def predecode(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            try:
+                message.decoded_task = decode_task(
+                    message.raw.get("Body"), message.raw.get("MessageAttributes")
+                )
+            except Exception:  # judged when it is processed
+                continue
+
     def _prepare(
         self, message: Message, lambda_context: Any
     ) -> tuple[Callable[[], object], str, float | None]:
-        task = decode_task(message.raw.get("Body"), message.raw.get("MessageAttributes"))
+        task = message.decoded_task or decode_task(
+            message.raw.get("Body"), message.raw.get("MessageAttributes")
+        )
         handler = self.registry.get(task.name)
         if handler is None:
             raise UnknownTaskError(f"no handler registered for task {shown(task.name)}")

@@ -96,9 +96,10 @@ class Engine(Receiving, Shutdown):
         self._stop = stop
         self._force = force
         self._seat = seat
+        self._caps = ConcurrencyCaps(lambda: dispatcher.task_caps)
         self._inbox = Inbox(
             fifo=is_fifo(queue_url),
-            caps=ConcurrencyCaps(lambda: dispatcher.task_caps),
+            caps=self._caps,
             on_ready=None if seat is None else seat.wake,
         )
         self._next_overdue_check = 0.0
@@ -135,6 +136,8 @@ class Engine(Receiving, Shutdown):
         # Every receive asks for this timeout, so the lease always matches the heartbeat,
         # even when the queue's own setting could not be read.
         self._visibility_timeout = options.visibility_timeout or self._queue_visibility_timeout()
+        if self._dispatcher.task_caps and not is_fifo(self._url):
+            self._caps.max_receive_count = self._redrive_limit()
         self._keeper = VisibilityKeeper(self._client, self._url, self._visibility_timeout)
         self._lane = AsyncLane(
             self._dispatcher.event_loop,

@@ -83,8 +83,9 @@ class Inbox:
 
     def put(self, messages: Sequence[Message], reserved: int) -> list[Hold[Message]] | None:
         """Queue ``messages`` against a reservation of ``reserved``. Returns those to hold
-        back (FIFO: their group's failed message is still hidden), or ``None`` (nothing
-        queued) once the inbox is closed."""
+        back (FIFO: their group's failed message is still hidden; a capped task's past
+        what the worker keeps, ``sqsx.caps``), or ``None`` (nothing queued) once the inbox
+        is closed."""
         with self._room:
             self._reserved -= reserved
             self._wake_room()
@@ -94,6 +95,8 @@ class Inbox:
             held = self._gate.admit(messages, self._waiting, now)
             if self._caps is not None:
                 self._caps.waiting(messages, now)
+                if not self._gate.fifo:  # a capped task's backlog past what the worker keeps
+                    held += self._caps.overflow(messages, self._waiting)
             self._ready.notify(len(messages) - len(held))
             if self._on_ready is not None and len(messages) > len(held):
                 self._on_ready(len(messages) - len(held))

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqsx.codec import Task
 
 __all__ = ["Message", "receive_count_of"]
 
@@ -19,6 +22,10 @@ class Message:
         receipt_handle: the handle that deletes it or changes its visibility.
         receive_count: ``ApproximateReceiveCount``; 1 when SQS did not say.
         group_id: ``MessageGroupId`` on FIFO queues, else ``None``.
+        decoded_task: the body decoded ahead of processing (the polling worker's receivers
+            do it while the handler threads are busy); ``None`` when it was not, or could
+            not be (processing decodes it again then, and judges the error). Never copied
+            by ``dataclasses.replace``: a new body is decoded anew.
     """
 
     raw: Mapping[str, Any]
@@ -26,6 +33,7 @@ class Message:
     receipt_handle: str
     receive_count: int
     group_id: str | None = None
+    decoded_task: Task | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_boto3(cls, raw: Mapping[str, Any]) -> Message:

@@ -7,6 +7,7 @@ what comes in; there, the handler threads, the acks and the stop sequence.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -34,6 +35,8 @@ from sqsx.stats import Stats
 from sqsx.visibility import VisibilityKeeper
 
 if TYPE_CHECKING:
+    from sqsx.dispatch import Dispatcher
+    from sqsx.hooks import HookChain
     from sqsx.options import ConsumeOptions
 
 __all__ = ["Receiving"]
@@ -69,6 +72,8 @@ class Receiving:
     _deletes: BatchFlusher
     _next_drain_check: float
     _dispatcher_async: bool  # an ``async def`` handler: its coroutines need messages too
+    _dispatcher: Dispatcher
+    _hooks: HookChain
 
     def _release(self, messages: Sequence[Message]) -> None:  # pragma: no cover - Engine's
         raise NotImplementedError
@@ -120,6 +125,24 @@ class Receiving:
             )
             return _DEFAULT_VISIBILITY_TIMEOUT
         return timeout
+
+    def _redrive_limit(self) -> int | None:
+        """The queue's redrive ``maxReceiveCount`` (``0``: no redrive policy), or ``None``
+        if it cannot be read: how often a capped task's backlog may be given back."""
+        try:
+            response = self._client.get_queue_attributes(
+                QueueUrl=self._url, AttributeNames=["RedrivePolicy"]
+            )
+            policy = response.get("Attributes", {}).get("RedrivePolicy")
+            return int(json.loads(policy)["maxReceiveCount"]) if policy else 0
+        except Exception as err:
+            logger.warning(
+                "could not read RedrivePolicy (%s): a capped task's backlog is held in the "
+                "worker, never given back queue_url=%s",
+                describe_error(err),
+                self._url,
+            )
+            return None
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -188,6 +211,8 @@ class Receiving:
         messages = [Message.from_boto3(raw) for raw in response.get("Messages") or ()]
         if messages:
             self._limits.active()
+            if not self._hooks.resolves:  # a resolved message gets a new body
+                self._dispatcher.predecode(messages)
         for message in messages:
             self._keeper.hold(message)
         if messages:

@@ -27,7 +27,8 @@ class StatsSnapshot:
         no_retry: handlers that raised ``NoRetry`` (message deleted).
         unprocessable: messages no handler could take (undecodable, unknown task, bad kwargs).
         timed_out: handlers that ran past their time limit (message backed off).
-        released: messages given back unstarted at a stop or a deadline (visibility 0).
+        released: messages given back unstarted: at a stop or a deadline (visibility 0),
+            held back behind a failed FIFO message, or past a capped task's backlog.
         in_flight: handlers running now.
         elapsed: seconds since the counters started.
         latency_p50 / latency_p95 / latency_max: handler run times over the recent window.

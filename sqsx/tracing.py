@@ -75,6 +75,8 @@ _TRACEPARENT = re.compile(
     r"[ \t]*(?P<version>[0-9a-f]{2})-(?P<trace>[0-9a-f]{32})-(?P<span>[0-9a-f]{16})"
     r"-(?P<flags>[0-9a-f]{2})(?:(?P<rest>-.*)|[ \t]*)"
 )
+# the common case, version 00 and nothing around it: read by position, not by group
+_CANONICAL = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 _MAX_HEADER = 512
 _FLAGS = {"00": TraceFlags(TraceFlags.DEFAULT), "01": TraceFlags(TraceFlags.SAMPLED)}
 
@@ -160,7 +162,11 @@ class Tracing(Hook):
         if processing.runtime == "lambda" and not self._record_spans:
             batch = self._batches.get(message.message_id)
             if batch is not None:  # the invocation span accounts for it: make it current
-                processing.state[self] = (batch[0], otel_context.attach(batch[1]), False)
+                span, current = batch  # (it already is in the invocation's own thread)
+                token = (
+                    None if otel_context.get_current() is current else otel_context.attach(current)
+                )
+                processing.state[self] = (span, token, False)
                 return
         parent = producer_context(message)
         name, attributes = self._queues.get(processing.queue_url) or self._queue(
@@ -192,7 +198,8 @@ class Tracing(Hook):
                     record = {"messaging.message.id": processing.message.message_id}
                     _record_error(span, outcome, record)
             finally:
-                otel_context.detach(token)
+                if token is not None:
+                    otel_context.detach(token)
             return
         try:
             if not span.is_recording():
@@ -284,18 +291,31 @@ def _from_traceparent(header: str | None, attributes: Mapping[str, Any]) -> Span
     """The W3C ``traceparent`` (and ``tracestate``) as a remote span context; ``None`` if
     invalid, as OpenTelemetry's own propagator judges it (read here without building a
     context per message: a third of the propagator's cost)."""
-    match = _TRACEPARENT.fullmatch(header) if header and len(header) <= _MAX_HEADER else None
-    if match is None or match["version"] == "ff" or (match["version"] == "00" and match["rest"]):
+    if not header:
         return None
-    trace_id, span_id = int(match["trace"], 16), int(match["span"], 16)
+    if len(header) == 55 and _CANONICAL.fullmatch(header):
+        trace_id, span_id, flag_text = int(header[3:35], 16), int(header[36:52], 16), header[53:]
+    else:
+        match = _TRACEPARENT.fullmatch(header) if len(header) <= _MAX_HEADER else None
+        if (
+            match is None
+            or match["version"] == "ff"
+            or (match["version"] == "00" and match["rest"])
+        ):
+            return None
+        trace_id, span_id, flag_text = (
+            int(match["trace"], 16),
+            int(match["span"], 16),
+            match["flags"],
+        )
     if not trace_id or not span_id:
         return None
     state = _text(attributes, "tracestate")
     if state is not None and len(state) > _MAX_HEADER:
         state = None
-    flags = _FLAGS.get(match["flags"])
+    flags = _FLAGS.get(flag_text)
     if flags is None:
-        flags = TraceFlags(int(match["flags"], 16))
+        flags = TraceFlags(int(flag_text, 16))
     return SpanContext(
         trace_id,
         span_id,
