@@ -195,6 +195,7 @@ def hook_cost(quick: bool) -> list[dict[str, Any]]:
     from sqsx import Queue
     from sqsx.hooks import HookChain
     from sqsx.message import Message
+    from sqsx.tracing import Tracing
     from sqsx_lambda.records import read_record
     from sqsx_lambda.runner import Fate, RecordResult
 
@@ -208,16 +209,24 @@ def hook_cost(quick: bool) -> list[dict[str, Any]]:
     runs: dict[str, Callable[[], None]] = {}
     for name, runtime, kind, invocation in HOOK_SETS:
         hooks = _hook_set(kind)
-        chain = HookChain(hooks)
+        # as LambdaHandler(tracing=True) does: the invocation span accounts for the records,
+        # which skip the hook, and their failures are put on it afterwards
+        batch = invocation and not hooks[0].lambda_record_spans
+        chain = HookChain([] if batch else hooks)
 
-        def run(chain: HookChain = chain, runtime: Any = runtime) -> None:
+        def run(chain: HookChain = chain, runtime: Any = runtime, span: Any = None) -> None:
             for message in messages:
-                queue.dispatcher.process(message, None, runtime=runtime, hooks=chain)
+                outcome = queue.dispatcher.process(message, None, runtime=runtime, hooks=chain)
+                if span is not None:  # what LambdaHandler does once the records are done
+                    Tracing.record_failure(span, message, outcome)
 
-        def one(hooks: list[Any] = hooks, run: Any = run, invocation: bool = invocation) -> None:
+        def one(
+            hooks: list[Any] = hooks, run: Any = run, invocation: bool = invocation,
+            batch: bool = batch,
+        ) -> None:  # fmt: skip
             if invocation:
-                with hooks[0].invocation_span(messages, "hook-bench"):
-                    run()
+                with hooks[0].invocation_span(messages, "hook-bench", hooked=not batch) as span:
+                    run(span=span if batch else None)
             else:
                 run()
 

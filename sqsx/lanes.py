@@ -33,6 +33,7 @@ loop (``time.sleep``, a blocking socket call) stalls every coroutine of the queu
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 import logging
@@ -112,6 +113,9 @@ class CoroutineRun(Future[Outcome]):
         self.timer: asyncio.TimerHandle | None = None
         self.cut: str | None = None  # why the lane cancelled it: time limit or cancel_all
         self.started = 0.0
+        #: The starting thread's context variables: the coroutine runs in a copy of them,
+        #: as a sync handler would run in that thread (a tracing span current there).
+        self.context = contextvars.copy_context()
 
     def cancel(self) -> bool:
         """Refused (``False``): a run ends through its lane (``AsyncLane.cancel_all``), so
@@ -212,7 +216,7 @@ class AsyncLane:
         with self._slots:
             starting, self._starting = self._starting, []
         for run in starting:
-            run.task = loop.create_task(self._drive(run))
+            run.task = run.context.run(loop.create_task, self._drive(run))  # in its context
             if run.limit is not None:
                 run.timer = loop.call_later(run.limit, self._cut, run, _TIME_LIMIT)
 

@@ -37,14 +37,13 @@ tracer provider configured by the application (``opentelemetry-sdk`` and an expo
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from sqsx.codec import DEFAULT_MAX_MESSAGE_BYTES
@@ -52,6 +51,7 @@ from sqsx.dispatch import Outcome, Verdict
 from sqsx.hooks import Hook, Processing
 from sqsx.message import Message
 from sqsx.sending import OutgoingMessage
+from sqsx.tracecontext import producer_context
 
 __all__ = ["MAX_MESSAGE_ATTRIBUTES", "Tracing", "producer_context"]
 
@@ -62,23 +62,6 @@ logger = logging.getLogger(__name__)
 MAX_MESSAGE_ATTRIBUTES = 10
 _SYSTEM = "aws_sqs"
 _PROPAGATOR = TraceContextTextMapPropagator()
-# Root=1-<8 hex>-<24 hex>;Parent=<16 hex>;Sampled=<0|1>  (X-Ray's trace header)
-_XRAY = re.compile(
-    r"Root=1-(?P<time>[0-9a-f]{8})-(?P<rest>[0-9a-f]{24});Parent=(?P<parent>[0-9a-f]{16})"
-    r"(?:;Sampled=(?P<sampled>[01]))?",
-    re.IGNORECASE,
-)
-# W3C Trace Context: version-traceid-parentid-flags, lowercase hex; a later version may
-# append fields (https://www.w3.org/TR/trace-context/#traceparent-header-field-values);
-# the pattern and the 512-character limits are OpenTelemetry's propagator's
-_TRACEPARENT = re.compile(
-    r"[ \t]*(?P<version>[0-9a-f]{2})-(?P<trace>[0-9a-f]{32})-(?P<span>[0-9a-f]{16})"
-    r"-(?P<flags>[0-9a-f]{2})(?:(?P<rest>-.*)|[ \t]*)"
-)
-# the common case, version 00 and nothing around it: read by position, not by group
-_CANONICAL = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
-_MAX_HEADER = 512
-_FLAGS = {"00": TraceFlags(TraceFlags.DEFAULT), "01": TraceFlags(TraceFlags.SAMPLED)}
 
 
 class Tracing(Hook):
@@ -129,6 +112,11 @@ class Tracing(Hook):
     def tracer(self) -> trace.Tracer:
         """The tracer sqsx's spans come from."""
         return self._tracer
+
+    @property
+    def lambda_record_spans(self) -> bool:
+        """True when a ``LambdaHandler(tracing=True)`` invocation gets a span per record too."""
+        return self._record_spans
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -194,9 +182,7 @@ class Tracing(Hook):
         span, token, own = found
         if not own:  # the invocation's span: only what went wrong, with the record's id
             try:
-                if outcome.error is not None or outcome.verdict is Verdict.UNPROCESSABLE:
-                    record = {"messaging.message.id": processing.message.message_id}
-                    _record_error(span, outcome, record)
+                self.record_failure(span, processing.message, outcome)
             finally:
                 if token is not None:
                     otel_context.detach(token)
@@ -221,10 +207,17 @@ class Tracing(Hook):
     # -- Lambda ----------------------------------------------------------------------------
 
     @contextmanager
-    def invocation_span(self, messages: Sequence[Message], name: str) -> Iterator[trace.Span]:
+    def invocation_span(
+        self, messages: Sequence[Message], name: str, *, hooked: bool = True
+    ) -> Iterator[trace.Span]:
         """A CONSUMER span over one Lambda invocation, linked to each record's producer
-        context; current inside the ``with`` block, and in the threads that run the
-        records' handlers meanwhile."""
+        context; current inside the ``with`` block.
+
+        ``hooked``: the records run through this hook, which makes the span current in
+        their threads and records their errors on it. ``LambdaHandler`` passes ``False``:
+        it runs every record in a copy of the invoking thread's context (where the span is
+        current) and hands the failures to ``record_failure`` afterwards, which spares each
+        record the hook's calls."""
         # (no messaging.message.id on the links: the SDK's attribute checks would double
         # the per-record cost; an exception event names its record)
         links = [Link(ctx) for ctx in map(producer_context, messages) if ctx is not None]
@@ -240,7 +233,7 @@ class Tracing(Hook):
                 "messaging.batch.message_count": len(messages),
             },
         ) as span:
-            if self._record_spans:
+            if self._record_spans or not hooked:
                 yield span
                 return
             batch = (span, otel_context.get_current())
@@ -251,6 +244,13 @@ class Tracing(Hook):
             finally:
                 for message_id in ids:
                     self._batches.pop(message_id, None)
+
+    @staticmethod
+    def record_failure(span: trace.Span, message: Message, outcome: Outcome) -> None:
+        """Put on an invocation's ``span`` what went wrong with ``message``, if anything:
+        an exception event and the error status, with the record's message id."""
+        if outcome.error is not None or outcome.verdict is Verdict.UNPROCESSABLE:
+            _record_error(span, outcome, {"messaging.message.id": message.message_id})
 
 
 def _record_error(span: trace.Span, outcome: Outcome, attributes: Any = None) -> None:
@@ -264,77 +264,6 @@ def _record_error(span: trace.Span, outcome: Outcome, attributes: Any = None) ->
         if attributes:
             span.add_event("unprocessable message", attributes)
         span.set_status(Status(StatusCode.ERROR, "unprocessable message"))
-
-
-def producer_context(message: Message) -> SpanContext | None:
-    """The producer's span context carried by ``message``: its ``traceparent`` message
-    attribute, else its ``AWSTraceHeader`` system attribute; ``None`` if neither is valid."""
-    raw = message.raw
-    attributes = raw.get("MessageAttributes")
-    if attributes:
-        found = _from_traceparent(_text(attributes, "traceparent"), attributes)
-        if found is not None:
-            return found
-    header = (raw.get("Attributes") or {}).get("AWSTraceHeader")
-    return _from_xray(header) if isinstance(header, str) else None
-
-
-def _text(attributes: Mapping[str, Any], key: str) -> str | None:
-    value = attributes.get(key)
-    if value is None or not (type(value) is dict or isinstance(value, Mapping)):  # dict: fast
-        return None
-    text = value.get("StringValue")
-    return text if type(text) is str else None
-
-
-def _from_traceparent(header: str | None, attributes: Mapping[str, Any]) -> SpanContext | None:
-    """The W3C ``traceparent`` (and ``tracestate``) as a remote span context; ``None`` if
-    invalid, as OpenTelemetry's own propagator judges it (read here without building a
-    context per message: a third of the propagator's cost)."""
-    if not header:
-        return None
-    if len(header) == 55 and _CANONICAL.fullmatch(header):
-        trace_id, span_id, flag_text = int(header[3:35], 16), int(header[36:52], 16), header[53:]
-    else:
-        match = _TRACEPARENT.fullmatch(header) if len(header) <= _MAX_HEADER else None
-        if (
-            match is None
-            or match["version"] == "ff"
-            or (match["version"] == "00" and match["rest"])
-        ):
-            return None
-        trace_id, span_id, flag_text = (
-            int(match["trace"], 16),
-            int(match["span"], 16),
-            match["flags"],
-        )
-    if not trace_id or not span_id:
-        return None
-    state = _text(attributes, "tracestate")
-    if state is not None and len(state) > _MAX_HEADER:
-        state = None
-    flags = _FLAGS.get(flag_text)
-    if flags is None:
-        flags = TraceFlags(int(flag_text, 16))
-    return SpanContext(
-        trace_id,
-        span_id,
-        is_remote=True,
-        trace_flags=flags,
-        trace_state=trace.TraceState.from_header([state]) if state else None,
-    )
-
-
-def _from_xray(header: str) -> SpanContext | None:
-    match = _XRAY.search(header)
-    if match is None:
-        return None
-    trace_id = int(match["time"] + match["rest"], 16)
-    span_id = int(match["parent"], 16)
-    if not trace_id or not span_id:
-        return None
-    flags = TraceFlags(TraceFlags.SAMPLED if match["sampled"] == "1" else TraceFlags.DEFAULT)
-    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)
 
 
 def _fitting(

@@ -4,6 +4,7 @@ Lambda's deadline (``Clock``)."""
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import logging
 import threading
@@ -109,6 +110,9 @@ class Batch:
         self.given_up = False
         self.abandoned = False  # a handler was abandoned past its time limit
         self.done = threading.Event()  # every job has a result
+        #: The invoking thread's context variables (a tracing span current there, say):
+        #: every thread that runs the batch's records runs them in a copy of it.
+        self.context = contextvars.copy_context()
         self._total = len(jobs)
         self.size = len(jobs)
         for hold in self.gate.admit(jobs, self.waiting, time.monotonic()):

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from sqsx.abandon import AbandonFn
 from sqsx.dispatch import Dispatcher, Outcome
 from sqsx.exceptions import ConfigurationError
-from sqsx.hooks import Hook
+from sqsx.hooks import Hook, HookChain
 from sqsx.lanes import DEFAULT_MAX_COROUTINES, AsyncLane, CoroutineRun
 from sqsx.message import Message
 from sqsx.ordering import is_fifo
@@ -38,6 +38,7 @@ from sqsx_lambda.visibility import change_visibility
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics
+    from opentelemetry.trace import Span
 
     from sqsx.queue import BaseQueue
     from sqsx.tracing import Tracing
@@ -172,7 +173,7 @@ class LambdaHandler:
 
             self._metrics = InvocationMetrics(metrics)
         self._chained = self._dispatcher.hooks  # the queue's chain that ``_chain`` extends
-        self._chain = self._chained.plus(*self._hooks)
+        self._chain = self._record_chain()
         dispatcher = self._dispatcher
         self._lane = AsyncLane(
             dispatcher.event_loop,
@@ -224,12 +225,16 @@ class LambdaHandler:
             return []
         if self._dispatcher.hooks is not self._chained:  # hooks added since (a new chain)
             self._chained = self._dispatcher.hooks
-            self._chain = self._chained.plus(*self._hooks)
+            self._chain = self._record_chain()
         jobs = [self._job(index, record) for index, record in enumerate(records)]
         urls = self._urls_for(records)
         fifo = is_fifo(self._own_url) or any(is_fifo(url) for url in set(urls))
-        with self._invocation_span(jobs):
+        with self._invocation_span(jobs) as span:
             results = self._runner.run(jobs, context, ordered_groups=fifo)
+            if span is not None and self._tracing is not None:
+                for result in results:
+                    if result.outcome is not None:
+                        self._tracing.record_failure(span, result.message, result.outcome)
         change_visibility(self._client, results, urls, context, self.deadline_margin_ms)
         log_summary(results, urls[0])
         if self._metrics is not None:
@@ -244,14 +249,25 @@ class LambdaHandler:
         """Stop the thread pool (for tests and local tools; Lambda never needs it)."""
         self._runner.close()
 
-    def _invocation_span(self, jobs: Sequence[Job]) -> AbstractContextManager[object]:
+    def _record_chain(self) -> HookChain:
+        """The hooks each record runs through: the queue's and this handler's, but not the
+        ``Tracing`` hook whose invocation span accounts for every record (see
+        ``_invocation_span``)."""
+        hooks = (*self._chained.hooks, *self._hooks)
+        if self._tracing is not None and not self._tracing.lambda_record_spans:
+            hooks = tuple(hook for hook in hooks if hook is not self._tracing)
+        return HookChain(hooks)
+
+    def _invocation_span(self, jobs: Sequence[Job]) -> AbstractContextManager[Span | None]:
+        """The invocation's span (with ``tracing=True``): current in the invoking thread,
+        hence in every thread that runs its records (``Batch.context``); the records'
+        failures are added to it once they are all done, not through a hook per record."""
         if self._tracing is None:
             return nullcontext()
         name = self._own_url.rstrip("/").rsplit("/", 1)[-1]
-        span: AbstractContextManager[object] = self._tracing.invocation_span(
-            [job.message for job in jobs], name
+        return self._tracing.invocation_span(
+            [job.message for job in jobs], name, hooked=self._tracing.lambda_record_spans
         )
-        return span
 
     def _process(
         self,

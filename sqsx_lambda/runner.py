@@ -174,7 +174,7 @@ class BatchRunner:
             return
         pool = self._executor()
         for _ in range(min(self._max_threads, waiting)):
-            pool.submit(self._work, batch, lambda_context)
+            pool.submit(batch.context.copy().run, self._work, batch, lambda_context)
 
     def _work(self, batch: Batch, lambda_context: Any, until: float | None = None) -> None:
         """Run the batch's jobs until none is left to start (or, inline, until
@@ -213,7 +213,7 @@ class BatchRunner:
         outcome = run.result()
         batch.finish(job, RecordResult(job.message, Fate.DONE, outcome, outcome.reason))
         if batch.waiting and not batch.given_up:
-            self._executor().submit(self._work, batch, lambda_context)
+            self._executor().submit(batch.context.copy().run, self._work, batch, lambda_context)
 
     def _abandoned(
         self, batch: Batch, lambda_context: Any, message: Message, outcome: Outcome
@@ -225,5 +225,8 @@ class BatchRunner:
         if job is not None:
             batch.finish(job, RecordResult(message, Fate.DONE, outcome, outcome.reason))
         threading.Thread(
-            target=self._work, args=(batch, lambda_context), name="sqsx-lambda-spare", daemon=True
+            target=batch.context.copy().run,
+            args=(self._work, batch, lambda_context),
+            name="sqsx-lambda-spare",
+            daemon=True,
         ).start()

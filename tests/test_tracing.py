@@ -3,6 +3,7 @@ to LambdaHandler, through a moto queue; span attributes, errors and the attribut
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -412,6 +413,44 @@ def test_an_async_handler_s_spans_join_the_process_span(
     inner = by_name(spans, "async-inner")
     process = next(s for s in spans if s.name.startswith("process"))
     assert inner.parent is not None and inner.parent.span_id == process.context.span_id
+
+
+def test_in_lambda_an_async_handler_s_spans_are_children_of_the_invocation_span(
+    sqs_client: Any, queue_url: str, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    # Given async handlers (run on sqsx's event loop thread) that open a span, and a
+    # sync one, run by LambdaHandler(tracing=True) on two threads
+    queue = Queue(url=queue_url, sqs_client=sqs_client, hooks=[Tracing(tracer_provider=provider)])
+    app = provider.get_tracer("app")
+
+    async def job(context: dict[str, Any], n: int) -> None:
+        await asyncio.sleep(0.01)
+        with app.start_as_current_span("async-inner"):
+            await asyncio.sleep(0)
+
+    def plain(context: dict[str, Any], n: int) -> None:
+        with app.start_as_current_span("sync-inner"):
+            pass
+
+    queue.add_task_handler("job", job)
+    queue.add_task_handler("plain", plain)
+    for n in range(3):
+        queue.add_task("job", n=n)
+    queue.add_task("plain", n=9)
+    handler = LambdaHandler(queue, tracing=True, max_threads=2)
+    try:
+        response = dict(handler(lambda_event(sqs_client, queue_url, 4)))
+    finally:
+        handler.close()
+
+    # Then every handler's span is a child of the one invocation span
+    assert response == {"batchItemFailures": []}
+    spans = exporter.get_finished_spans()
+    (invocation,) = [s for s in spans if s.name.startswith("process")]
+    inner = [s for s in spans if s.name.endswith("-inner")]
+    assert sorted(s.name for s in inner) == ["async-inner"] * 3 + ["sync-inner"]
+    assert {s.parent.span_id if s.parent else 0 for s in inner} == {invocation.context.span_id}
+    assert {s.context.trace_id for s in inner} == {invocation.context.trace_id}
 
 
 def test_each_message_of_a_batch_send_carries_its_own_create_span(
