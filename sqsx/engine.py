@@ -140,6 +140,7 @@ class Engine(Receiving, Shutdown):
             self._dispatcher.event_loop,
             max_coroutines=options.max_async,
             grace_seconds=self._dispatcher.time_limits.grace_seconds,
+            on_ended=self._coroutines_ended,
         )
         self._dispatcher_async = self._dispatcher.has_async_handlers()
         receiver_count = self._receiver_count()
@@ -207,17 +208,42 @@ class Engine(Receiving, Shutdown):
         )
         if isinstance(outcome, CoroutineRun):  # on the loop now: settled when it ends
             self._inbox.detach()
-            outcome.add_done_callback(functools.partial(self._coroutine_ended, message))
             return True
         if outcome.late:  # abandoned past its time limit: settled, and this thread replaced
             return False
         self._conclude(message, outcome)
         return True
 
-    def _coroutine_ended(self, message: Message, run: CoroutineRun) -> None:
-        self._conclude(message, run.result(), detached=True)
+    def _coroutines_ended(self, runs: Sequence[CoroutineRun]) -> None:
+        """In the loop's thread, the coroutines that ended in one pass of the loop: settle
+        their messages and free their places in the inbox, a batch at a time (one lock
+        each for the deletes and the inbox, however many ended)."""
+        finished: list[tuple[Message, int | None]] = []
+        deletes: list[BatchEntry] = []
+        for run in runs:
+            message, outcome = run.received, run.outcome
+            assert outcome is not None  # the lane sets it before handing the run over
+            try:
+                if outcome.retry_after is None:
+                    self._keeper.let_go(message)
+                    if self._hooks.watches_deletes:
+                        self._deleting[message.receipt_handle] = message
+                    deletes.append(BatchEntry(message.message_id, message.receipt_handle))
+                else:
+                    self._keeper.change(message, outcome.retry_after)
+            except Exception:  # the loop must survive; the message is redelivered later
+                logger.exception(
+                    "could not settle message_id=%s queue_url=%s", message.message_id, self._url
+                )
+            finished.append((message, outcome.retry_after))
+        try:
+            self._deletes.add_many(deletes)
+        finally:
+            for message, held in self._inbox.done_many(finished, detached=True):
+                self._log_held(message, held)
+                self._hold_back(held)
 
-    def _conclude(self, message: Message, outcome: Outcome, *, detached: bool = False) -> None:
+    def _conclude(self, message: Message, outcome: Outcome) -> None:
         """Settle a finished message and free its place in the inbox."""
         try:
             self._settle(message, outcome)
@@ -226,17 +252,20 @@ class Engine(Receiving, Shutdown):
                 "could not settle message_id=%s queue_url=%s", message.message_id, self._url
             )
         finally:
-            held = self._inbox.done(message, outcome.retry_after, detached=detached)
+            held = self._inbox.done(message, outcome.retry_after)
         if held:
-            logger.info(
-                "message_id=%s of group %s failed: holding back %d later messages of the "
-                "group so none overtakes it queue_url=%s",
-                message.message_id,
-                message.group_id,
-                len(held),
-                self._url,
-            )
+            self._log_held(message, held)
             self._hold_back(held)
+
+    def _log_held(self, message: Message, held: Sequence[Hold[Message]]) -> None:
+        logger.info(
+            "message_id=%s of group %s failed: holding back %d later messages of the "
+            "group so none overtakes it queue_url=%s",
+            message.message_id,
+            message.group_id,
+            len(held),
+            self._url,
+        )
 
     def _abandoned(self, message: Message, outcome: Outcome) -> None:
         """A handler past its time limit and grace (called from the time-limit ticker):

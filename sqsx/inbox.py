@@ -140,18 +140,43 @@ class Inbox:
         deleted; ``detached``: it was detached); on FIFO after a failure, return its group's
         later messages, removed from the inbox, to be held back."""
         with self._room:
-            self.running -= 1
-            self._detached -= detached  # may run before its ``detach``: the sum is what counts
-            held = self._gate.finish(message, retry_after, self._waiting, time.monotonic())
-            capped = self._caps is not None and self._caps.active
-            if capped and self._caps is not None:
-                self._caps.finished(message)
-            if (self._gate.fifo or capped) and self._waiting:
-                self._ready.notify()  # a message of this group, or of this task, may run now
-                if self._on_ready is not None:
-                    self._on_ready(1)
+            held = self._finish(message, retry_after, detached, time.monotonic())
             self._wake_room()
             return held
+
+    def done_many(
+        self, finished: Sequence[tuple[Message, int | None]], *, detached: bool = False
+    ) -> list[tuple[Message, list[Hold[Message]]]]:
+        """``done`` for each ``(message, retry_after)`` of ``finished``, under one lock and
+        with one wake-up of the receivers; returns the messages that have later messages
+        to hold back, with those."""
+        helds: list[tuple[Message, list[Hold[Message]]]] = []
+        if not finished:
+            return helds
+        with self._room:
+            now = time.monotonic()
+            for message, retry_after in finished:
+                held = self._finish(message, retry_after, detached, now)
+                if held:
+                    helds.append((message, held))
+            self._wake_room()
+        return helds
+
+    def _finish(
+        self, message: Message, retry_after: int | None, detached: bool, now: float
+    ) -> list[Hold[Message]]:
+        # Called with the lock held.
+        self.running -= 1
+        self._detached -= detached  # may run before its ``detach``: the sum is what counts
+        held = self._gate.finish(message, retry_after, self._waiting, now)
+        capped = self._caps is not None and self._caps.active
+        if capped and self._caps is not None:
+            self._caps.finished(message)
+        if (self._gate.fifo or capped) and self._waiting:
+            self._ready.notify()  # a message of this group, or of this task, may run now
+            if self._on_ready is not None:
+                self._on_ready(1)
+        return held
 
     def _wake_room(self) -> None:
         # Called with the lock held. Wakes as many receivers as there are whole batches of
