@@ -6,7 +6,8 @@ Threads with fixed roles:
   next batch is in hand before the current one is done: there is no batch barrier;
 - ``max_threads`` handler threads run messages through the ``Dispatcher``; an ``async def``
   handler's coroutine is handed to the async lane (``sqsx.lanes``, up to ``max_async`` at
-  once) and frees its thread and its room in the inbox until it ends;
+  once) and frees its thread and its room in the inbox until it ends; when every handler
+  is ``async def``, the event loop takes the messages itself (``sqsx.feeding``);
 - one timer thread drives the heartbeat and sends partial batches of acks;
 - small pools send DeleteMessageBatch and ChangeMessageVisibilityBatch calls.
 
@@ -30,6 +31,7 @@ from sqsx.batching import BatchFlusher
 from sqsx.caps import CAP_WAIT_LIMIT_SECONDS, ConcurrencyCaps
 from sqsx.dispatch import Dispatcher, Outcome
 from sqsx.exceptions import QueueUnavailableError
+from sqsx.feeding import Feeding, LoopFeeder
 from sqsx.hooks import HookChain
 from sqsx.inbox import Inbox
 from sqsx.lanes import AsyncLane, CoroutineRun
@@ -60,7 +62,7 @@ logger = logging.getLogger("sqsx.engine")
 _TICK_SECONDS = 0.05
 
 
-class Engine(Receiving, Shutdown):
+class Engine(Receiving, Shutdown, Feeding):
     """One run of ``consume_messages`` on one queue.
 
     Args:
@@ -119,6 +121,7 @@ class Engine(Receiving, Shutdown):
         self._keeper: VisibilityKeeper
         self._deletes: BatchFlusher
         self._lane: AsyncLane  # ``async def`` handlers' coroutines (``sqsx.lanes``)
+        self._feeder: LoopFeeder | None = None  # the loop takes messages itself (``feeding``)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -155,6 +158,8 @@ class Engine(Receiving, Shutdown):
             max_delay=options.ack_delay_seconds,
             workers=receiver_count + 1,  # deletes keep up with what the receivers bring
         )
+        if self._seat is None:
+            self._start_feeding()
         threads = [self._spawn(self._timer_loop, "sqsx-timer")]
         own = 0 if self._seat else options.max_threads  # else the seat's shared threads
         threads += [self._spawn(self._handle_loop, f"sqsx-handler-{i}") for i in range(own)]
@@ -214,35 +219,6 @@ class Engine(Receiving, Shutdown):
         self._conclude(message, outcome)
         return True
 
-    def _coroutines_ended(self, runs: Sequence[CoroutineRun]) -> None:
-        """In the loop's thread, the coroutines that ended in one pass of the loop: settle
-        their messages and free their places in the inbox, a batch at a time (one lock
-        each for the deletes and the inbox, however many ended)."""
-        finished: list[tuple[Message, int | None]] = []
-        deletes: list[BatchEntry] = []
-        for run in runs:
-            message, outcome = run.received, run.outcome
-            assert outcome is not None  # the lane sets it before handing the run over
-            try:
-                if outcome.retry_after is None:
-                    self._keeper.let_go(message)
-                    if self._hooks.watches_deletes:
-                        self._deleting[message.receipt_handle] = message
-                    deletes.append(BatchEntry(message.message_id, message.receipt_handle))
-                else:
-                    self._keeper.change(message, outcome.retry_after)
-            except Exception:  # the loop must survive; the message is redelivered later
-                logger.exception(
-                    "could not settle message_id=%s queue_url=%s", message.message_id, self._url
-                )
-            finished.append((message, outcome.retry_after))
-        try:
-            self._deletes.add_many(deletes)
-        finally:
-            for message, held in self._inbox.done_many(finished, detached=True):
-                self._log_held(message, held)
-                self._hold_back(held)
-
     def _conclude(self, message: Message, outcome: Outcome) -> None:
         """Settle a finished message and free its place in the inbox."""
         try:
@@ -256,16 +232,6 @@ class Engine(Receiving, Shutdown):
         if held:
             self._log_held(message, held)
             self._hold_back(held)
-
-    def _log_held(self, message: Message, held: Sequence[Hold[Message]]) -> None:
-        logger.info(
-            "message_id=%s of group %s failed: holding back %d later messages of the "
-            "group so none overtakes it queue_url=%s",
-            message.message_id,
-            message.group_id,
-            len(held),
-            self._url,
-        )
 
     def _abandoned(self, message: Message, outcome: Outcome) -> None:
         """A handler past its time limit and grace (called from the time-limit ticker):

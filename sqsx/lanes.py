@@ -130,6 +130,11 @@ class AsyncLane:
         """Coroutines holding a slot."""
         return len(self._runs)
 
+    @property
+    def free(self) -> int:
+        """Slots free now."""
+        return max(self.max_coroutines - len(self._runs), 0)
+
     def start(self, run: CoroutineRun) -> CoroutineRun | Outcome:
         """Wait for a slot and start ``run``'s coroutine on the loop; ``run``, or the "not
         started" ``Outcome`` once the lane is closed."""
