@@ -137,19 +137,26 @@ class AsyncLane:
 
     def start(self, run: CoroutineRun) -> CoroutineRun | Outcome:
         """Wait for a slot and start ``run``'s coroutine on the loop; ``run``, or the "not
-        started" ``Outcome`` once the lane is closed."""
+        started" ``Outcome`` once the lane is closed.
+
+        Called in the loop's thread (``sqsx.feeding``), it never waits (the caller takes
+        no more than ``free``) and begins the coroutine at once."""
+        on_loop = self._loop.is_current()
         with self._slots:
-            while not self._closed and len(self._runs) >= self.max_coroutines:
+            while not on_loop and not self._closed and len(self._runs) >= self.max_coroutines:
                 self._slots.wait()
             if self._closed:
                 return run.fates.cancelled(run.message, run.label, started=False)
             self._runs.add(run)
             self.peak = max(self.peak, len(self._runs))
-            # One wake-up of the loop per burst of hand-overs, not one per message; under
-            # the lock, so that a ``cancel_all`` that sees the run is scheduled after it.
-            self._starting.append(run)
-            if len(self._starting) == 1:
-                self._loop.call_soon(self._begin_starting)
+            if not on_loop:
+                # One wake-up of the loop per burst of hand-overs, not one per message; under
+                # the lock, so that a ``cancel_all`` that sees the run is scheduled after it.
+                self._starting.append(run)
+                if len(self._starting) == 1:
+                    self._loop.call_soon(self._begin_starting)
+        if on_loop:  # before any ``cancel_all`` callback, which the loop runs after this
+            self._begin(run, asyncio.get_running_loop())
         return run
 
     def close(self) -> None:
@@ -198,9 +205,12 @@ class AsyncLane:
         with self._slots:
             starting, self._starting = self._starting, []
         for run in starting:
-            run.task = loop.create_task(self._drive(run))
-            if run.limit is not None:
-                run.timer = loop.call_later(run.limit, self._cut, run, _TIME_LIMIT)
+            self._begin(run, loop)
+
+    def _begin(self, run: CoroutineRun, loop: asyncio.AbstractEventLoop) -> None:
+        run.task = loop.create_task(self._drive(run))
+        if run.limit is not None:
+            run.timer = loop.call_later(run.limit, self._cut, run, _TIME_LIMIT)
 
     def _cut(self, run: CoroutineRun, why: str) -> None:
         if run.outcome is not None or run.cut is not None or run.task is None:
