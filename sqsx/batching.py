@@ -88,7 +88,15 @@ class BatchFlusher:
     def add(self, entry: BatchEntry) -> None:
         """Queue ``entry``; ten first attempts are sent at once. After ``close`` it is sent
         now, by the caller's thread."""
-        self.add_many((entry,))
+        now = time.monotonic()
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._fresh.append(_Pending(entry, 0, now + self._max_delay))
+                if len(self._fresh) >= MAX_BATCH_ENTRIES:
+                    self._calls.submit([self._fresh.popleft() for _ in range(MAX_BATCH_ENTRIES)])
+        if closed:  # a handler that outlived the stop deadline: one try
+            self._flush([_Pending(entry, MAX_ATTEMPTS - 1, now)])
 
     def add_many(self, entries: Sequence[BatchEntry]) -> None:
         """``add`` for each of ``entries``, under one lock (ten to a call after ``close``)."""
