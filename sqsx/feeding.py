@@ -176,5 +176,6 @@ class Feeding:
             for message, held in self._inbox.done_many(finished, detached=True):
                 self._log_held(message, held)
                 self._hold_back(held)
-            if self._feeder is not None:
-                self._feeder.wake()  # their slots are free once this returns
+            if self._feeder is not None and self._inbox.has_waiting:
+                self._feeder.wake()  # their slots are free once this returns (a message
+                # that arrives later wakes it through the inbox)

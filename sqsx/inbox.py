@@ -228,6 +228,11 @@ class Inbox:
 
     # -- the engine ------------------------------------------------------------------------
 
+    @property
+    def has_waiting(self) -> bool:
+        """True when messages wait to start (read without the lock: a hint)."""
+        return bool(self._waiting)
+
     def in_hand(self) -> int:
         """Messages running or waiting (reservations not counted)."""
         with self._room:
