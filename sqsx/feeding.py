@@ -135,18 +135,27 @@ class Feeding:
             self._feeder = None
             self._inbox.feed_to(None)
             return
-        messages = self._inbox.take_many(self._lane.free)
         detached = 0
-        for message in messages:
-            outcome = self._dispatcher.begin(
-                message, hooks=self._hooks, on_abandon=self._abandoned, lane=self._lane
-            )
-            if isinstance(outcome, CoroutineRun):  # settled by ``_coroutines_ended``
-                detached += 1
-            else:  # unreadable, unknown task, or the lane closed: decided already
-                self._conclude(message, outcome)
-        if detached:
-            self._inbox.detach(detached)
+        try:
+            for message in self._inbox.take_many(self._lane.free):
+                try:
+                    outcome = self._dispatcher.begin(
+                        message, hooks=self._hooks, on_abandon=self._abandoned, lane=self._lane
+                    )
+                except Exception:  # a bug (the core never raises): visible again at once
+                    logger.exception(
+                        "beginning message_id=%s escaped the core queue_url=%s",
+                        message.message_id,
+                        self._url,
+                    )
+                    outcome = self._dispatcher.fates.cancelled(message, "?", started=False)
+                if isinstance(outcome, CoroutineRun):  # settled by ``_coroutines_ended``
+                    detached += 1
+                else:  # unreadable, unknown task, or the lane closed: decided already
+                    self._conclude(message, outcome)
+        finally:
+            if detached:
+                self._inbox.detach(detached)
 
     def _coroutines_ended(self, runs: Sequence[CoroutineRun]) -> None:
         """In the loop's thread, the coroutines that ended in one pass of the loop: settle
