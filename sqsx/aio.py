@@ -67,6 +67,11 @@ class EventLoopThread:
         """Have the loop call ``callback(*args)`` soon, in its thread (from any thread)."""
         self._running_loop().call_soon_threadsafe(callback, *args)
 
+    def is_current(self) -> bool:
+        """True in the loop's own thread."""
+        thread = self._thread
+        return thread is not None and thread.ident == threading.get_ident()
+
     @property
     def thread(self) -> threading.Thread | None:
         """The loop's thread, once started."""

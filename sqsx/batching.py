@@ -98,6 +98,23 @@ class BatchFlusher:
         if closed:  # a handler that outlived the stop deadline: one try
             self._flush([_Pending(entry, MAX_ATTEMPTS - 1, now)])
 
+    def add_many(self, entries: Sequence[BatchEntry]) -> None:
+        """``add`` for each of ``entries``, under one lock (ten to a call after ``close``)."""
+        if not entries:
+            return
+        now = time.monotonic()
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                fresh = self._fresh
+                fresh.extend(_Pending(entry, 0, now + self._max_delay) for entry in entries)
+                while len(fresh) >= MAX_BATCH_ENTRIES:
+                    self._calls.submit([fresh.popleft() for _ in range(MAX_BATCH_ENTRIES)])
+        if closed:  # handlers that outlived the stop deadline: one try
+            for start in range(0, len(entries), MAX_BATCH_ENTRIES):
+                chunk = entries[start : start + MAX_BATCH_ENTRIES]
+                self._flush([_Pending(entry, MAX_ATTEMPTS - 1, now) for entry in chunk])
+
     def tick(self) -> None:
         """Send what is due (called by the engine's timer thread)."""
         with self._lock:

@@ -6,8 +6,8 @@ DeleteMessageBatch / ChangeMessageVisibilityBatch entries, the Lambda runtime in
 ``batchItemFailures`` entries.
 
 ``begin`` returns the ``Outcome``, or for an ``async def`` handler given the runtime's
-``sqsx.lanes.AsyncLane`` a ``CoroutineRun``, a ``concurrent.futures.Future[Outcome]`` set in
-the loop's thread when the coroutine ends (same ``Fates``); the caller settles it then.
+``sqsx.lanes.AsyncLane`` a ``CoroutineRun`` (``sqsx.runs``) resolved in the loop's thread
+when the coroutine ends (same ``Fates``); the caller settles it then.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ class Dispatcher:
         does.
 
         Returns the ``Outcome``, or, for an ``async def`` handler given a ``lane``, a
-        ``CoroutineRun`` (a ``concurrent.futures.Future[Outcome]``) resolved in the event
+        ``CoroutineRun`` (``sqsx.runs``) resolved in the event
         loop's thread once the coroutine is over (see ``sqsx.lanes``): the calling thread
         is free as soon as ``begin`` returns.
 
@@ -143,6 +143,7 @@ class Dispatcher:
             lane: the runtime's async lane, if it has one.
         """
         chain = self.hooks if hooks is None else hooks
+        received = message  # what the runtime holds, whatever ``resolve_message`` makes of it
         processing = (
             Processing(message, self.queue_url, runtime, lambda_context=lambda_context)
             if chain.observes
@@ -166,9 +167,8 @@ class Dispatcher:
         if lane is not None and is_async_handler(call):  # hooks run on the loop, in its task
             if processing is not None:
                 processing.task, processing.time_limit = label, limit
-            return lane.start(
-                CoroutineRun(call, message, label, limit, self.fates, chain, processing)
-            )
+            run = CoroutineRun(call, message, label, limit, self.fates, chain, processing, received)
+            return lane.start(run)
         if processing is None:
             return self._run(
                 call, message, label, limit, Abandon.of(self, message, label, limit, on_abandon)

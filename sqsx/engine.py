@@ -6,7 +6,8 @@ Threads with fixed roles:
   next batch is in hand before the current one is done: there is no batch barrier;
 - ``max_threads`` handler threads run messages through the ``Dispatcher``; an ``async def``
   handler's coroutine is handed to the async lane (``sqsx.lanes``, up to ``max_async`` at
-  once) and frees its thread and its room in the inbox until it ends;
+  once) and frees its thread and its room in the inbox until it ends; when every handler
+  is ``async def``, the event loop takes the messages itself (``sqsx.feeding``);
 - one timer thread drives the heartbeat and sends partial batches of acks;
 - small pools send DeleteMessageBatch and ChangeMessageVisibilityBatch calls.
 
@@ -30,6 +31,7 @@ from sqsx.batching import BatchFlusher
 from sqsx.caps import CAP_WAIT_LIMIT_SECONDS, ConcurrencyCaps
 from sqsx.dispatch import Dispatcher, Outcome
 from sqsx.exceptions import QueueUnavailableError
+from sqsx.feeding import Feeding, LoopFeeder
 from sqsx.hooks import HookChain
 from sqsx.inbox import Inbox
 from sqsx.lanes import AsyncLane, CoroutineRun
@@ -60,7 +62,7 @@ logger = logging.getLogger("sqsx.engine")
 _TICK_SECONDS = 0.05
 
 
-class Engine(Receiving, Shutdown):
+class Engine(Receiving, Shutdown, Feeding):
     """One run of ``consume_messages`` on one queue.
 
     Args:
@@ -120,6 +122,7 @@ class Engine(Receiving, Shutdown):
         self._keeper: VisibilityKeeper
         self._deletes: BatchFlusher
         self._lane: AsyncLane  # ``async def`` handlers' coroutines (``sqsx.lanes``)
+        self._feeder: LoopFeeder | None = None  # the loop takes messages itself (``feeding``)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -143,6 +146,7 @@ class Engine(Receiving, Shutdown):
             self._dispatcher.event_loop,
             max_coroutines=options.max_async,
             grace_seconds=self._dispatcher.time_limits.grace_seconds,
+            on_ended=self._coroutines_ended,
         )
         self._dispatcher_async = self._dispatcher.has_async_handlers()
         receiver_count = self._receiver_count()
@@ -157,6 +161,8 @@ class Engine(Receiving, Shutdown):
             max_delay=options.ack_delay_seconds,
             workers=receiver_count + 1,  # deletes keep up with what the receivers bring
         )
+        if self._seat is None:
+            self._start_feeding()
         threads = [self._spawn(self._timer_loop, "sqsx-timer")]
         own = 0 if self._seat else options.max_threads  # else the seat's shared threads
         threads += [self._spawn(self._handle_loop, f"sqsx-handler-{i}") for i in range(own)]
@@ -210,17 +216,13 @@ class Engine(Receiving, Shutdown):
         )
         if isinstance(outcome, CoroutineRun):  # on the loop now: settled when it ends
             self._inbox.detach()
-            outcome.add_done_callback(functools.partial(self._coroutine_ended, message))
             return True
         if outcome.late:  # abandoned past its time limit: settled, and this thread replaced
             return False
         self._conclude(message, outcome)
         return True
 
-    def _coroutine_ended(self, message: Message, run: CoroutineRun) -> None:
-        self._conclude(message, run.result(), detached=True)
-
-    def _conclude(self, message: Message, outcome: Outcome, *, detached: bool = False) -> None:
+    def _conclude(self, message: Message, outcome: Outcome) -> None:
         """Settle a finished message and free its place in the inbox."""
         try:
             self._settle(message, outcome)
@@ -229,16 +231,9 @@ class Engine(Receiving, Shutdown):
                 "could not settle message_id=%s queue_url=%s", message.message_id, self._url
             )
         finally:
-            held = self._inbox.done(message, outcome.retry_after, detached=detached)
+            held = self._inbox.done(message, outcome.retry_after)
         if held:
-            logger.info(
-                "message_id=%s of group %s failed: holding back %d later messages of the "
-                "group so none overtakes it queue_url=%s",
-                message.message_id,
-                message.group_id,
-                len(held),
-                self._url,
-            )
+            self._log_held(message, held)
             self._hold_back(held)
 
     def _abandoned(self, message: Message, outcome: Outcome) -> None:

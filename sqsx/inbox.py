@@ -8,6 +8,11 @@ Room is counted with reservations: a receiver reserves a batch before it calls
 ReceiveMessage, so messages running, waiting and on their way together never exceed the
 limit the engine sets, however many receivers overlap.
 
+A feeder (``sqsx.feeding``: the event loop of ``async def`` handlers) may take the ready
+messages in place of the handler threads (``feed_to``): those then park until it gives the
+messages back to them, and the feeder is told, with a count, when messages may have become
+ready; it takes them in batches (``take_many``).
+
 On a FIFO queue the group rule of ``sqsx.ordering`` applies: a group runs one message at a
 time, in order; after a failure, ``done`` (and ``put``, for messages of that group received
 meanwhile) hand back what must be held back so that none overtakes the failed message.
@@ -60,6 +65,7 @@ class Inbox:
         self._idle_waiters = 0  # ``wait_idle`` callers waiting on ``_room``
         self._room_wanted = (1, 1)  # what they wait for: (count, limit) of ``reserve``
         self._detached = 0  # running messages whose coroutine holds no thread
+        self._feeder: Callable[[int], None] | None = None  # takes ready messages instead
         self.running = 0
         self.closed = False
 
@@ -97,9 +103,7 @@ class Inbox:
                 self._caps.waiting(messages, now)
                 if not self._gate.fifo:  # a capped task's backlog past what the worker keeps
                     held += self._caps.overflow(messages, self._waiting)
-            self._ready.notify(len(messages) - len(held))
-            if self._on_ready is not None and len(messages) > len(held):
-                self._on_ready(len(messages) - len(held))
+            self._notify_ready(len(messages) - len(held))
             return held
 
     # -- handler threads -------------------------------------------------------------------
@@ -110,7 +114,7 @@ class Inbox:
             while True:
                 if self.closed:
                     return None
-                message = self._start_next()
+                message = None if self._feeder is not None else self._start_next()
                 if message is not None:
                     return message
                 self._ready.wait()
@@ -119,6 +123,39 @@ class Inbox:
         """The next message to run if one may start now, else (or once closed) ``None``."""
         with self._ready:
             return None if self.closed else self._start_next()
+
+    def take_many(self, count: int) -> list[Message]:
+        """Up to ``count`` messages that may start now (none once closed), under one lock."""
+        taken: list[Message] = []
+        with self._ready:
+            while not self.closed and len(taken) < count:
+                message = self._start_next()
+                if message is None:
+                    break
+                taken.append(message)
+        return taken
+
+    def feed_to(self, feeder: Callable[[int], None] | None) -> None:
+        """Have ``feeder`` take the ready messages (it is called with a count, under the
+        lock, when that many may have become ready): handler threads park meanwhile. With
+        ``None``, the handler threads take them again."""
+        with self._ready:
+            self._feeder = feeder
+            if feeder is None:
+                self._ready.notify_all()
+            elif self._waiting:
+                feeder(len(self._waiting))
+
+    def _notify_ready(self, count: int) -> None:
+        # Called with the lock held.
+        if count <= 0:
+            return
+        if self._feeder is not None:
+            self._feeder(count)
+            return
+        self._ready.notify(count)
+        if self._on_ready is not None:
+            self._on_ready(count)
 
     def _start_next(self) -> Message | None:
         caps = self._caps if self._caps is not None and self._caps.active else None
@@ -129,11 +166,11 @@ class Inbox:
                 caps.started(message)
         return message
 
-    def detach(self) -> None:
-        """A running message no longer holds its handler thread (its coroutine runs on the
-        async lane): it takes no room until ``done(..., detached=True)``."""
+    def detach(self, count: int = 1) -> None:
+        """``count`` running messages no longer hold a handler thread (their coroutines run
+        on the async lane): they take no room until ``done(..., detached=True)``."""
         with self._room:
-            self._detached += 1
+            self._detached += count
             self._wake_room()
 
     def done(
@@ -143,18 +180,41 @@ class Inbox:
         deleted; ``detached``: it was detached); on FIFO after a failure, return its group's
         later messages, removed from the inbox, to be held back."""
         with self._room:
-            self.running -= 1
-            self._detached -= detached  # may run before its ``detach``: the sum is what counts
-            held = self._gate.finish(message, retry_after, self._waiting, time.monotonic())
-            capped = self._caps is not None and self._caps.active
-            if capped and self._caps is not None:
-                self._caps.finished(message)
-            if (self._gate.fifo or capped) and self._waiting:
-                self._ready.notify()  # a message of this group, or of this task, may run now
-                if self._on_ready is not None:
-                    self._on_ready(1)
+            held = self._finish(message, retry_after, detached, time.monotonic())
             self._wake_room()
             return held
+
+    def done_many(
+        self, finished: Sequence[tuple[Message, int | None]], *, detached: bool = False
+    ) -> list[tuple[Message, list[Hold[Message]]]]:
+        """``done`` for each ``(message, retry_after)`` of ``finished``, under one lock and
+        with one wake-up of the receivers; returns the messages that have later messages
+        to hold back, with those."""
+        helds: list[tuple[Message, list[Hold[Message]]]] = []
+        if not finished:
+            return helds
+        with self._room:
+            now = time.monotonic()
+            for message, retry_after in finished:
+                held = self._finish(message, retry_after, detached, now)
+                if held:
+                    helds.append((message, held))
+            self._wake_room()
+        return helds
+
+    def _finish(
+        self, message: Message, retry_after: int | None, detached: bool, now: float
+    ) -> list[Hold[Message]]:
+        # Called with the lock held.
+        self.running -= 1
+        self._detached -= detached  # may run before its ``detach``: the sum is what counts
+        held = self._gate.finish(message, retry_after, self._waiting, now)
+        capped = self._caps is not None and self._caps.active
+        if capped and self._caps is not None:
+            self._caps.finished(message)
+        if (self._gate.fifo or capped) and self._waiting:
+            self._notify_ready(1)  # a message of this group, or of this task, may run now
+        return held
 
     def _wake_room(self) -> None:
         # Called with the lock held. Wakes as many receivers as there are whole batches of
@@ -170,6 +230,11 @@ class Inbox:
             self._room.notify(free // count)
 
     # -- the engine ------------------------------------------------------------------------
+
+    @property
+    def has_waiting(self) -> bool:
+        """True when messages wait to start (read without the lock: a hint)."""
+        return bool(self._waiting)
 
     def in_hand(self) -> int:
         """Messages running or waiting (reservations not counted)."""

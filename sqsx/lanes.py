@@ -4,9 +4,9 @@ A runtime that owns a lane passes it to ``Dispatcher.begin``. For a message whos
 an ``async def`` function, ``begin`` prepares the message in the runtime's thread (hooks'
 ``resolve_message``, decoding, kwargs), waits for one of the lane's ``max_coroutines``
 slots, hands the rest to the queue's event loop (``sqsx.aio``) and returns at once with a
-``CoroutineRun``: a ``concurrent.futures.Future`` whose result is the message's
-``Outcome``. The thread moves on to its next message; the future is resolved, in the loop's
-thread, once the coroutine is over. Every other handler keeps the plain path (``begin``
+``CoroutineRun`` (``sqsx.runs``) whose result is the message's ``Outcome``. The thread moves
+on to its next message; the run is resolved, in the loop's thread, once the coroutine is
+over. Every other handler keeps the plain path (``begin``
 returns the ``Outcome`` itself); a plain function that returns an awaitable has it run to
 completion in its own thread, as ``Dispatcher.process`` always did.
 
@@ -24,6 +24,12 @@ the queue's ``Fates`` (``sqsx.fates``), never here:
 - cancelled by the runtime (``cancel_all``: the stop deadline, a second stop request, the
   Lambda deadline guard): retried at once (visibility 0), its handler did not finish.
 
+Hand-overs and completions go in batches, so that the cost per message stays small when
+thousands of coroutines run: the threads' hand-overs wake the loop once per burst (not once
+per message), and the runs that ended in one pass of the loop are handed to the runtime's
+``on_ended`` in one call, their slots freed under one lock; a runtime without ``on_ended``
+watches each run (``CoroutineRun.add_done_callback``).
+
 ``close`` refuses further starts: a message still waiting for a slot then gets the
 "not started" outcome (visible again at once) without running. A coroutine that blocks the
 loop (``time.sleep``, a blocking socket call) stalls every coroutine of the queue: use
@@ -33,21 +39,17 @@ loop (``time.sleep``, a blocking socket call) stalls every coroutine of the queu
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import inspect
 import logging
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future
+from collections.abc import Callable, Sequence
 
 from sqsx.aio import EventLoopThread
 from sqsx.exceptions import ConfigurationError
-from sqsx.fates import Fates
-from sqsx.hooks import HookChain, Processing
-from sqsx.message import Message
 from sqsx.outcome import Outcome
+from sqsx.runs import CoroutineRun
 
 __all__ = [
     "DEFAULT_MAX_COROUTINES",
@@ -87,42 +89,6 @@ def is_async_handler(call: Callable[[], object]) -> bool:
     return func is not None and is_async_function(func)
 
 
-class CoroutineRun(Future[Outcome]):
-    """One message's coroutine on the lane, as the dispatcher prepared it (``call`` makes
-    the coroutine); its result is the message's ``Outcome``."""
-
-    def __init__(
-        self,
-        call: Callable[[], object],
-        message: Message,
-        label: str,
-        limit: float | None,
-        fates: Fates,
-        chain: HookChain,
-        processing: Processing | None,
-    ) -> None:
-        super().__init__()
-        self.call = call
-        self.message = message
-        self.label = label
-        self.limit = limit
-        self.fates = fates
-        self.chain = chain
-        self.processing = processing
-        self.task: asyncio.Task[None] | None = None
-        self.timer: asyncio.TimerHandle | None = None
-        self.cut: str | None = None  # why the lane cancelled it: time limit or cancel_all
-        self.started = 0.0
-        #: The starting thread's context variables: the coroutine runs in a copy of them,
-        #: as a sync handler would run in that thread (a tracing span current there).
-        self.context = contextvars.copy_context()
-
-    def cancel(self) -> bool:
-        """Refused (``False``): a run ends through its lane (``AsyncLane.cancel_all``), so
-        that its message always gets an ``Outcome``."""
-        return False
-
-
 class AsyncLane:
     """A bound on coroutines running at once on one event loop, and their lifecycle.
 
@@ -132,9 +98,18 @@ class AsyncLane:
             hands over one more waits for a slot.
         grace_seconds: after a time limit cancels a coroutine, how long it may take to end
             before it is abandoned.
+        on_ended: called in the loop's thread with the runs that ended (each with its
+            ``outcome``), a batch at a time, before their slots are freed.
     """
 
-    def __init__(self, loop: EventLoopThread, *, max_coroutines: int, grace_seconds: float) -> None:
+    def __init__(
+        self,
+        loop: EventLoopThread,
+        *,
+        max_coroutines: int,
+        grace_seconds: float,
+        on_ended: Callable[[Sequence[CoroutineRun]], None] | None = None,
+    ) -> None:
         if not 1 <= max_coroutines <= MAX_COROUTINES_LIMIT:
             raise ConfigurationError(
                 f"max_coroutines must be between 1 and {MAX_COROUTINES_LIMIT}, got {max_coroutines}"
@@ -145,6 +120,8 @@ class AsyncLane:
         self._slots = threading.Condition(threading.Lock())
         self._runs: set[CoroutineRun] = set()
         self._starting: list[CoroutineRun] = []  # handed over, not yet begun on the loop
+        self._ended: list[CoroutineRun] = []  # over, not yet handed to the runtime (loop only)
+        self._on_ended = on_ended
         self._closed = False
         self.peak = 0  # most coroutines seen running at once
 
@@ -153,21 +130,33 @@ class AsyncLane:
         """Coroutines holding a slot."""
         return len(self._runs)
 
+    @property
+    def free(self) -> int:
+        """Slots free now."""
+        return max(self.max_coroutines - len(self._runs), 0)
+
     def start(self, run: CoroutineRun) -> CoroutineRun | Outcome:
         """Wait for a slot and start ``run``'s coroutine on the loop; ``run``, or the "not
-        started" ``Outcome`` once the lane is closed."""
+        started" ``Outcome`` once the lane is closed.
+
+        Called in the loop's thread (``sqsx.feeding``), it never waits (the caller takes
+        no more than ``free``) and begins the coroutine at once."""
+        on_loop = self._loop.is_current()
         with self._slots:
-            while not self._closed and len(self._runs) >= self.max_coroutines:
+            while not on_loop and not self._closed and len(self._runs) >= self.max_coroutines:
                 self._slots.wait()
             if self._closed:
                 return run.fates.cancelled(run.message, run.label, started=False)
             self._runs.add(run)
             self.peak = max(self.peak, len(self._runs))
-            # One wake-up of the loop per burst of hand-overs, not one per message; under
-            # the lock, so that a ``cancel_all`` that sees the run is scheduled after it.
-            self._starting.append(run)
-            if len(self._starting) == 1:
-                self._loop.call_soon(self._begin_starting)
+            if not on_loop:
+                # One wake-up of the loop per burst of hand-overs, not one per message; under
+                # the lock, so that a ``cancel_all`` that sees the run is scheduled after it.
+                self._starting.append(run)
+                if len(self._starting) == 1:
+                    self._loop.call_soon(self._begin_starting)
+        if on_loop:  # before any ``cancel_all`` callback, which the loop runs after this
+            self._begin(run, asyncio.get_running_loop())
         return run
 
     def close(self) -> None:
@@ -216,19 +205,22 @@ class AsyncLane:
         with self._slots:
             starting, self._starting = self._starting, []
         for run in starting:
-            run.task = run.context.run(loop.create_task, self._drive(run))  # in its context
-            if run.limit is not None:
-                run.timer = loop.call_later(run.limit, self._cut, run, _TIME_LIMIT)
+            self._begin(run, loop)
+
+    def _begin(self, run: CoroutineRun, loop: asyncio.AbstractEventLoop) -> None:
+        run.task = run.context.run(loop.create_task, self._drive(run))  # in its context
+        if run.limit is not None:
+            run.timer = loop.call_later(run.limit, self._cut, run, _TIME_LIMIT)
 
     def _cut(self, run: CoroutineRun, why: str) -> None:
-        if run.done() or run.cut is not None or run.task is None:
+        if run.outcome is not None or run.cut is not None or run.task is None:
             return
         run.cut = why
         run.task.cancel()
         asyncio.get_running_loop().call_later(self.grace_seconds, self._abandon, run)
 
     def _abandon(self, run: CoroutineRun) -> None:
-        if run.done():
+        if run.outcome is not None:
             return
         logger.warning(
             "coroutine still running %gs after it was cancelled: abandoned, its slot freed "
@@ -253,7 +245,7 @@ class AsyncLane:
                 await result
         except BaseException as raised:  # every fate is decided below; the loop survives
             err = raised
-        if not run.done():  # not abandoned meanwhile
+        if run.outcome is None:  # not abandoned meanwhile
             self._settle(run, self._outcome(run, err, time.perf_counter() - started))
 
     def _outcome(self, run: CoroutineRun, err: BaseException | None, elapsed: float) -> Outcome:
@@ -268,10 +260,22 @@ class AsyncLane:
         if run.timer is not None:
             run.timer.cancel()
         if run.processing is not None:
-            run.chain.after(run.processing, outcome)
+            run.chain.after(run.processing, outcome)  # in the run's task, with its context
+        run.outcome = outcome
+        self._ended.append(run)
+        if len(self._ended) == 1:  # the first of this pass: hand them over after it
+            asyncio.get_running_loop().call_soon(self._hand_over_ended)
+
+    def _hand_over_ended(self) -> None:
+        ended, self._ended = self._ended, []
         try:
-            run.set_result(outcome)  # the runtime's callbacks run here, in the loop's thread
+            if self._on_ended is not None:
+                self._on_ended(ended)  # the runtime settles them, here in the loop's thread
+        except Exception:  # the loop must survive; the runtime logs per message
+            logger.exception("settling %d ended coroutines failed", len(ended))
         finally:
             with self._slots:
-                self._runs.discard(run)
-                self._slots.notify()  # one slot: one waiting thread
+                self._runs.difference_update(ended)
+                self._slots.notify(len(ended))  # a slot each: as many waiting threads
+            for run in ended:
+                run.finish()  # done: its callbacks run, ``result`` returns
