@@ -211,10 +211,10 @@ class Receiving:
         messages = [Message.from_boto3(raw) for raw in response.get("Messages") or ()]
         if messages:
             self._limits.active()
-            if not self._hooks.resolves:  # a resolved message gets a new body
-                self._dispatcher.predecode(messages)
         for message in messages:
             self._keeper.hold(message)
+        if messages and not self._hooks.resolves:  # (a resolved message gets a new body)
+            self._dispatcher.predecode(messages)
         if messages:
             self._stats.received(len(messages))
         else:
