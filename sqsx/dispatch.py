@@ -35,6 +35,7 @@ from sqsx.hooks import HookChain, Processing, Runtime
 from sqsx.lanes import AsyncLane, CoroutineRun, is_async_function, is_async_handler
 from sqsx.message import Message
 from sqsx.outcome import Outcome, Verdict
+from sqsx.plainlane import PLAIN_RESULTS, PlainLane, RawLane, TaskLane
 from sqsx.registry import HandlerRegistry
 from sqsx.signature import signature_of
 from sqsx.timelimits import Guard, GuardState, TimeLimits
@@ -42,10 +43,6 @@ from sqsx.timelimits import Guard, GuardState, TimeLimits
 __all__ = ["Dispatcher", "Outcome", "PoisonPolicy", "RawDispatcher", "TaskDispatcher", "Verdict"]
 
 logger = logging.getLogger("sqsx.dispatch")
-
-
-# What handlers usually return: not awaitable, no need to look closer.
-_PLAIN_RESULTS = (str, bytes, int, float, bool, dict, list, tuple)
 
 #: A RawQueue handler: ``fn(queue_url, sqs_message)`` (``sqs_message`` is a dict).
 MessageHandler = Callable[..., Any]
@@ -186,6 +183,18 @@ class Dispatcher:
         the async lane then)."""
         return False
 
+    def plain_lane(self, hooks: HookChain | None = None) -> PlainLane | None:
+        """``begin`` in one pass (``sqsx.plainlane``), while nothing runs around a handler:
+        ``None`` when ``hooks`` observe or resolve messages, a time limit or a concurrency
+        cap is set, or an ``async def`` handler is registered. Ask again per batch."""
+        chain = self.hooks if hooks is None else hooks
+        if chain.observes or chain.resolves or self.time_limit is not None or self.task_caps:
+            return None
+        return None if self.has_async_handlers() else self._plain_lane()
+
+    def _plain_lane(self) -> PlainLane | None:
+        return None
+
     def refuse(
         self,
         message: Message,
@@ -239,7 +248,7 @@ class Dispatcher:
         try:
             try:
                 result = call()
-                if result is not None and not isinstance(result, _PLAIN_RESULTS):
+                if result is not None and not isinstance(result, PLAIN_RESULTS):
                     self._finish(result, guard)
             finally:
                 if guard is not None:
@@ -288,6 +297,11 @@ class TaskDispatcher(Dispatcher):
     def has_async_handlers(self) -> bool:
         return any(is_async_function(self.registry.get(n)) for n in self.registry.names())
 
+    def _plain_lane(self) -> PlainLane | None:
+        if any(limit is not None for limit in self.task_limits.values()):
+            return None
+        return TaskLane(self.queue_url, self.fates, self.registry, self._finish)
+
     def _prepare(
         self, message: Message, lambda_context: Any
     ) -> tuple[Callable[[], object], str, float | None]:
@@ -325,6 +339,9 @@ class RawDispatcher(Dispatcher):
 
     def has_async_handlers(self) -> bool:
         return is_async_function(self.handler)
+
+    def _plain_lane(self) -> PlainLane | None:
+        return RawLane(self.queue_url, self.fates, self.handler, self._finish)
 
     def _prepare(
         self, message: Message, lambda_context: Any

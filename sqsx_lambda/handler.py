@@ -31,7 +31,8 @@ from sqsx.hooks import Hook
 from sqsx.lanes import DEFAULT_MAX_COROUTINES, AsyncLane, CoroutineRun
 from sqsx.message import Message
 from sqsx.ordering import is_fifo
-from sqsx_lambda.batch import log_summary
+from sqsx_lambda.batch import log_counts, log_summary
+from sqsx_lambda.inline import InlinePass, InlineRun
 from sqsx_lambda.records import RecordError, queue_url_for, read_record, records_of
 from sqsx_lambda.runner import BatchRunner, Job, RecordResult
 from sqsx_lambda.visibility import change_visibility
@@ -186,6 +187,7 @@ class LambdaHandler:
             caps=lambda: dispatcher.task_caps,
             lane=self._lane,
         )
+        self._inline_pass = InlinePass(self._runner, self._job, self._refuse, deadline_margin_ms)
         self.max_threads = threads
         self.deadline_margin_ms = deadline_margin_ms
 
@@ -213,23 +215,37 @@ class LambdaHandler:
         return self._with_context(event, context)
 
     def _respond(self, event: Mapping[str, Any], context: Any) -> BatchResponse:
-        return _response(self.process_records(records_of(event), context))
+        ran = self._run(records_of(event), context)
+        return {"batchItemFailures": []} if isinstance(ran, InlineRun) else _response(ran)
 
     def process_records(
         self, records: Sequence[Mapping[str, Any]], context: Any = None
     ) -> list[RecordResult]:
         """Run ``records`` (already checked by ``records_of``), apply their visibility
         changes, and return one ``RecordResult`` per record, in order."""
+        ran = self._run(records, context)
+        return ran.results() if isinstance(ran, InlineRun) else ran
+
+    def _run(
+        self, records: Sequence[Mapping[str, Any]], context: Any
+    ) -> InlineRun | list[RecordResult]:
         if not records:
             return []
         if self._dispatcher.hooks is not self._chained:  # hooks added since (a new chain)
             self._chained = self._dispatcher.hooks
             self._chain = self._chained.plus(*self._hooks)
-        jobs = [self._job(index, record) for index, record in enumerate(records)]
         urls = self._urls_for(records)
         fifo = is_fifo(self._own_url) or any(is_fifo(url) for url in set(urls))
-        with self._invocation_span(jobs):
-            results = self._runner.run(jobs, context, ordered_groups=fifo)
+        ran = self._inline(records, context, fifo)
+        if isinstance(ran, InlineRun):  # every record deleted: nothing to change or report
+            log_counts(len(records), 0, urls[0])
+            return ran
+        if ran is not None:
+            results = ran
+        else:
+            jobs = [self._job(index, record) for index, record in enumerate(records)]
+            with self._invocation_span(jobs):
+                results = self._runner.run(jobs, context, ordered_groups=fifo)
         change_visibility(self._client, results, urls, context, self.deadline_margin_ms)
         log_summary(results, urls[0])
         if self._metrics is not None:
@@ -270,14 +286,27 @@ class LambdaHandler:
             lane=self._lane,
         )
 
+    def _inline(
+        self, records: Sequence[Mapping[str, Any]], context: Any, fifo: bool
+    ) -> InlineRun | list[RecordResult] | None:
+        """The records run by the inline pass (``sqsx_lambda.inline``), or ``None`` when it
+        does not apply (then the runner takes them all)."""
+        if self._metrics is not None or self._chain.watches_deletes:
+            return None
+        until = self._runner.inline_until(len(records), ordered_groups=fifo)
+        lane = None if until is None else self._dispatcher.plain_lane(self._chain)
+        if until is None or lane is None:
+            return None
+        return self._inline_pass.run(lane, records, context, until, ordered_groups=fifo)
+
+    def _refuse(self, err: RecordError) -> Outcome:
+        return self._dispatcher.refuse(err.envelope, err, runtime="lambda", hooks=self._chain)
+
     def _job(self, index: int, record: Mapping[str, Any]) -> Job:
         try:
             return Job(index, read_record(record))
         except RecordError as err:
-            refused = self._dispatcher.refuse(
-                err.envelope, err, runtime="lambda", hooks=self._chain
-            )
-            return Job(index, err.envelope, refused)
+            return Job(index, err.envelope, self._refuse(err))
 
     def _urls_for(self, records: Sequence[Mapping[str, Any]]) -> list[str]:
         """Each record's queue URL (an event's records share one ARN, or a few)."""

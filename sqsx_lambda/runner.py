@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -86,7 +87,12 @@ class BatchRunner:
         self._mean: float | None = None  # seconds per record, over recent invocations
 
     def run(
-        self, jobs: Sequence[Job], lambda_context: Any, *, ordered_groups: bool
+        self,
+        jobs: Sequence[Job],
+        lambda_context: Any,
+        *,
+        ordered_groups: bool,
+        fan_out: bool = False,
     ) -> list[RecordResult]:
         """Run ``jobs`` and return one result per job, in the same order.
 
@@ -94,23 +100,46 @@ class BatchRunner:
             jobs: the records of one invocation, in event order (``Job.index`` 0, 1...).
             lambda_context: handed to the core and read for the deadline.
             ordered_groups: FIFO semantics (the group rule of ``sqsx.ordering``).
+            fan_out: hand every job to the pool at once (they proved slow inline).
         """
         clock = Clock(lambda_context, self._margin_ms)
         caps = None if self._caps is None else ConcurrencyCaps(self._caps)
         if not ordered_groups:
-            return self._run(Batch(jobs, False, clock, {}, caps), jobs, lambda_context)
+            return self._run(Batch(jobs, False, clock, {}, caps), jobs, lambda_context, fan_out)
         with self._blocked_lock:  # FIFO invocations share the blocked groups: one at a time
             batch = Batch(jobs, True, clock, self._blocked, caps)
-            return self._run(batch, jobs, lambda_context)
+            return self._run(batch, jobs, lambda_context, fan_out)
 
-    def _run(self, batch: Batch, jobs: Sequence[Job], lambda_context: Any) -> list[RecordResult]:
+    def inline_until(self, records: int, *, ordered_groups: bool) -> float | None:
+        """Until when (``time.perf_counter()``) ``records`` may run inline, in the invoking
+        thread, before what is left fans out; ``None`` to fan out from the start (no mean
+        yet, or too slow a one) or when a FIFO group is held back from an earlier one."""
+        if ordered_groups and self._blocked:
+            return None
+        if self._max_threads == 1:
+            return math.inf
+        if self._mean is None or self._mean * records > INLINE_BUDGET_SECONDS:
+            return None
+        return time.perf_counter() + INLINE_BUDGET_SECONDS + records * _OVERHEAD_ALLOWANCE_SECONDS
+
+    def learn(self, mean_seconds: float) -> None:
+        """Fold an invocation's mean handler time per record into the running mean."""
+        self._mean = (
+            mean_seconds
+            if self._mean is None
+            else self._mean + _WEIGHT * (mean_seconds - self._mean)
+        )
+
+    def _run(
+        self, batch: Batch, jobs: Sequence[Job], lambda_context: Any, fan_out: bool = False
+    ) -> list[RecordResult]:
         started = time.perf_counter()
         if self._max_threads == 1:
             self._work(batch, lambda_context)
             if not batch.done.is_set():  # coroutines still running, or a replacement thread
                 self._wait(batch)
         else:
-            expected = None if self._mean is None else self._mean * len(jobs)
+            expected = None if self._mean is None or fan_out else self._mean * len(jobs)
             if expected is not None and expected <= INLINE_BUDGET_SECONDS:
                 # Records known to be fast run inline: a thread hand-off would cost more than
                 # it saves. Once they prove slow after all (the budget is spent, with the
@@ -162,8 +191,7 @@ class BatchRunner:
             if r.outcome is not None or r.fate is Fate.ABANDONED
         ]
         if times:
-            mean = sum(times) / len(times)
-            self._mean = mean if self._mean is None else self._mean + _WEIGHT * (mean - self._mean)
+            self.learn(sum(times) / len(times))
 
     def _fan_out(self, batch: Batch, lambda_context: Any) -> None:
         """Hand the batch's waiting jobs to the pool: a few workers pull them, one future
