@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -129,14 +131,13 @@ def decode_kwargs(body: str | None) -> dict[str, Any]:
     Raises:
         MessageDecodeError: the body is not in the wire format; the message says why.
     """
+    kwargs = _plain_kwargs(body) if type(body) is str else None
+    if kwargs is not None:
+        return kwargs
     raw = _unbase64(body)
     try:
         text = raw.decode("utf-8")
-        big = _BIG_EXPONENT.search(raw) is not None
-        kwargs = None if big else _plain_kwargs(text, raw)
-        if kwargs is not None:
-            return kwargs  # no backslash: no surrogate escape to check
-        payload = _parse(text, _CHECKED_FLOATS if big else _DECODER)
+        payload = _parse(text, _CHECKED_FLOATS if _BIG_EXPONENT.search(raw) else _DECODER)
     except UnicodeDecodeError as err:
         raise MessageDecodeError(f"body is not UTF-8 text: {err.reason}") from err
     except RecursionError as err:
@@ -159,8 +160,9 @@ def _unbase64(body: str | None) -> bytes:
     """The bytes of a base64 body, either alphabet, its padding restored if stripped."""
     if not isinstance(body, str):
         raise MessageDecodeError("body is missing")
+    body += "=" * (-len(body) % 4)  # some producers strip the padding: restore it
     try:
-        data = (body + "=" * (-len(body) % 4)).encode("ascii").translate(_URL_SAFE_TO_STANDARD)
+        data = body.encode("ascii").translate(_URL_SAFE_TO_STANDARD)
     except UnicodeEncodeError as err:  # its text would quote the body
         raise MessageDecodeError(
             f"body is not base64: non-ASCII character at position {err.start}"
@@ -173,23 +175,28 @@ def _unbase64(body: str | None) -> bytes:
         raise MessageDecodeError(f"body is not base64: {err}") from err
 
 
-def _plain_kwargs(text: str, raw: bytes) -> dict[str, Any] | None:
-    """The kwargs of the usual body, ``{"kwargs": {name: scalar, ...}}`` as one JSON value,
-    read by json's C scanner without a Python call per object; ``None`` for any other body
-    (then the checked decoder reads it, and says what is wrong).
+def _plain_kwargs(body: str) -> dict[str, Any] | None:
+    """The kwargs of the usual body, ``{"kwargs": {name: scalar, ...}}`` as one JSON value
+    in base64, read by json's C scanner without a Python call per object; ``None`` for any
+    other body (then ``decode_kwargs`` reads it step by step, and says what is wrong).
 
     Duplicate keys are ruled out by counting: every key of the text has its own ``:``, and
     a ``:`` elsewhere can only sit inside a string. With no backslash in the text (so every
     parsed string is its literal text), colons in the text = keys in the text + colons
     inside strings >= distinct keys parsed + colons in the parsed strings, equal only when
     no key was dropped as a duplicate. Nested objects and lists are left to the checked
-    decoder.
+    decoder. Without a backslash there is no surrogate escape either, and UTF-8 text holds
+    no lone surrogate.
     """
-    if raw.count(b"{") != 2 or b"\\" in raw:
-        return None
     try:
+        raw = _strict_a2b(
+            (body + "=" * (-len(body) % 4)).encode("ascii").translate(_URL_SAFE_TO_STANDARD)
+        )
+        if raw.count(b"{") != 2 or b"\\" in raw:
+            return None
+        text = raw.decode("utf-8")
         payload, end = _FAST.scan_once(text, 0)  # type: ignore[attr-defined]
-    except (StopIteration, ValueError):  # the checked decoder gives the error
+    except (StopIteration, ValueError, binascii.Error):  # the checked path gives the error
         return None
     if end != len(text) or type(payload) is not dict or len(payload) != 1:
         return None
@@ -323,6 +330,18 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_c
 _CHECKED_FLOATS = json.JSONDecoder(
     object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_float=_finite
 )
-# Rejects NaN and Infinity like the others, but builds objects in C (no pairs hook): only
-# for the bodies ``_plain_kwargs`` can prove free of duplicate keys.
-_FAST = json.JSONDecoder(parse_constant=_no_constant)
+# Rejects NaN, Infinity and numbers too large like the others, but builds objects in C (no
+# pairs hook): only for the bodies ``_plain_kwargs`` can prove free of duplicate keys.
+_FAST = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+
+# Base64 of exactly the alphabet and its padding (what ``_BASE64`` and ``a2b_base64`` accept
+# together) in one C call, on Python 3.11 and later.
+_strict_a2b: Callable[[bytes], bytes]
+if sys.version_info >= (3, 11):
+    _strict_a2b = functools.partial(binascii.a2b_base64, strict_mode=True)
+else:  # pragma: no cover - Python 3.10
+
+    def _strict_a2b(data: bytes) -> bytes:
+        if _BASE64.fullmatch(data) is None:
+            raise binascii.Error("outside the alphabet")
+        return binascii.a2b_base64(data)

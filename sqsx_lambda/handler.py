@@ -30,10 +30,10 @@ from sqsx.exceptions import ConfigurationError
 from sqsx.hooks import Hook
 from sqsx.lanes import DEFAULT_MAX_COROUTINES, AsyncLane, CoroutineRun
 from sqsx.message import Message
-from sqsx.ordering import is_fifo
 from sqsx_lambda.batch import log_counts, log_summary
 from sqsx_lambda.inline import InlinePass, InlineRun
-from sqsx_lambda.records import RecordError, queue_url_for, read_record, records_of
+from sqsx_lambda.queues import QueueUrls
+from sqsx_lambda.records import RecordError, read_record, records_of
 from sqsx_lambda.runner import BatchRunner, Job, RecordResult
 from sqsx_lambda.visibility import change_visibility
 
@@ -150,8 +150,8 @@ class LambdaHandler:
                 f"deadline_margin_ms must be 0 or more, got {deadline_margin_ms}"
             )
         self._queue = queue
-        self._queue_url = queue_url
         self._own_url = queue.url
+        self._urls = QueueUrls(queue.url, queue_url)
         self._client = queue.sqs_client
         self._dispatcher: Dispatcher = queue.dispatcher
         self._hooks: tuple[Hook, ...] = ()
@@ -234,8 +234,8 @@ class LambdaHandler:
         if self._dispatcher.hooks is not self._chained:  # hooks added since (a new chain)
             self._chained = self._dispatcher.hooks
             self._chain = self._chained.plus(*self._hooks)
-        urls = self._urls_for(records)
-        fifo = is_fifo(self._own_url) or any(is_fifo(url) for url in set(urls))
+        urls = self._urls.urls_for(records)
+        fifo = self._urls.fifo(urls)
         ran = self._inline(records, context, fifo)
         if isinstance(ran, InlineRun):  # every record deleted: nothing to change or report
             log_counts(len(records), 0, urls[0])
@@ -307,20 +307,6 @@ class LambdaHandler:
             return Job(index, read_record(record))
         except RecordError as err:
             return Job(index, err.envelope, self._refuse(err))
-
-    def _urls_for(self, records: Sequence[Mapping[str, Any]]) -> list[str]:
-        """Each record's queue URL (an event's records share one ARN, or a few)."""
-        if self._queue_url is not None:
-            return [self._queue_url] * len(records)
-        known: dict[object, str] = {}
-        urls = []
-        for record in records:
-            arn = record.get("eventSourceARN")
-            url = known.get(arn)
-            if url is None:
-                url = known[arn] = queue_url_for(arn, self._own_url)
-            urls.append(url)
-        return urls
 
 
 def _tracing_hook(hooks: Sequence[Hook]) -> Tracing:
