@@ -56,8 +56,8 @@ class TaskSignature:
         Raises:
             TaskArgumentsError: the kwargs do not fit; the message names the fields.
         """
-        if self._exact is not None and kwargs.keys() == self._exact:
-            return dict(kwargs)  # every parameter given by name, nothing else: it binds
+        if self._exact is not None and type(kwargs) is dict and kwargs.keys() == self._exact:
+            return kwargs  # every parameter given by name, nothing else: it binds as it is
         if self._signature is None:
             return dict(kwargs)
         problem = (

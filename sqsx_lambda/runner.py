@@ -153,7 +153,7 @@ class BatchRunner:
                 self.close()  # its threads may stay busy: later invocations get a fresh pool
         with batch.lock:
             results = dict(batch.results)
-        self._learn(results.values(), time.perf_counter() - started)
+        self._learn(results.values(), time.perf_counter() - started, self._max_threads > 1)
         return [
             results.get(job.index)
             or RecordResult(job.message, Fate.ABANDONED, None, "its thread ended abnormally")
@@ -182,16 +182,22 @@ class BatchRunner:
             if self._lane is not None:
                 self._lane.cancel_all()  # one invocation at a time: its coroutines only
 
-    def _learn(self, results: Iterable[RecordResult], wall_seconds: float) -> None:
-        """Fold this batch's mean handler time into the running mean (warm invocations); a
-        record left running (abandoned) counts as taking the whole batch's time."""
-        times = [
-            r.outcome.handler_seconds if r.outcome is not None else wall_seconds
-            for r in results
-            if r.outcome is not None or r.fate is Fate.ABANDONED
-        ]
+    def _learn(self, results: Iterable[RecordResult], wall_seconds: float, threaded: bool) -> None:
+        """Fold this batch's handler time per record into the running mean (warm
+        invocations); a record left running (abandoned) counts as taking the whole batch's
+        time. From records that may have run side by side, the quickest is taken: the others'
+        times include their waits for the GIL (a no-op handler on 10 threads can take a
+        millisecond), and counting them would keep fast records off the inline path."""
+        times = []
+        abandoned = False
+        for r in results:
+            if r.outcome is not None:
+                times.append(r.outcome.handler_seconds)
+            elif r.fate is Fate.ABANDONED:
+                times.append(wall_seconds)
+                abandoned = True
         if times:
-            self.learn(sum(times) / len(times))
+            self.learn(min(times) if threaded and not abandoned else sum(times) / len(times))
 
     def _fan_out(self, batch: Batch, lambda_context: Any) -> None:
         """Hand the batch's waiting jobs to the pool: a few workers pull them, one future
