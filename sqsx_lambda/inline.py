@@ -36,7 +36,7 @@ from sqsx.message import Message
 from sqsx.plainlane import PlainLane
 from sqsx_lambda.batch import Fate, Job, RecordResult
 from sqsx_lambda.records import RecordError, read_record
-from sqsx_lambda.runner import BatchRunner
+from sqsx_lambda.runner import BatchRunner, typical
 
 __all__ = ["InlinePass", "InlineRun"]
 
@@ -97,7 +97,6 @@ class InlinePass:
         margin_ms = self._margin_ms
         messages: list[Message] = []
         outcomes: list[Outcome] = []
-        handler_seconds = 0.0
         clean = True
         for record in records:
             if time.perf_counter() >= until or remaining() <= margin_ms:
@@ -111,14 +110,13 @@ class InlinePass:
                 outcome = lane(message, lambda_context)
             messages.append(message)
             outcomes.append(outcome)
-            handler_seconds += outcome.handler_seconds
             if outcome.retry_after is not None:
                 clean = False
                 if ordered_groups:
                     break
         done = len(outcomes)
         if done:
-            self._runner.learn(handler_seconds / done)
+            self._runner.learn(typical([outcome.handler_seconds for outcome in outcomes]))
         if clean and done == len(records):
             return InlineRun(messages, outcomes)
         return self._hand_over(messages, outcomes, records, lambda_context, ordered_groups)

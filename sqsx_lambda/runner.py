@@ -1,10 +1,11 @@
 """Runs the records of one invocation on a reused thread pool, under Lambda's deadline.
 
 Up to ``max_threads`` workers pull records in event order. Once recent invocations show
-the records to be fast (their mean handler time times the record count within
-``INLINE_BUDGET_SECONDS``), the invoking thread runs them inline, and fans out what is left
-only once they prove slow (the budget is spent): a fast batch pays for no thread hand-off.
-The first invocation, and any after a record was left running, fan out from the start.
+the records to be fast (their typical handler time, the median of a batch averaged over
+recent invocations, times the record count within ``INLINE_BUDGET_SECONDS``), the invoking
+thread runs them inline, and fans out what is left only once they prove slow (the budget
+is spent): a fast batch pays for no thread hand-off. The first invocation, and any after a
+record was left running, fan out from the start.
 
 On a FIFO queue the group rule of ``sqsx.ordering`` (the same as the polling worker's)
 applies: groups run side by side,
@@ -37,13 +38,13 @@ from sqsx.lanes import AsyncLane, CoroutineRun
 from sqsx.message import Message
 from sqsx_lambda.batch import Batch, Clock, Fate, Job, RecordResult
 
-__all__ = ["BatchRunner", "Fate", "Job", "RecordResult"]
+__all__ = ["BatchRunner", "Fate", "Job", "RecordResult", "typical"]
 
 logger = logging.getLogger(__name__)
 
 #: Records expected to take less than this (seconds, in all) run inline, in the invoking
-#: thread, before any fan-out; the expectation is the mean handler time of recent
-#: invocations times the record count.
+#: thread, before any fan-out; the expectation is the typical handler time of recent
+#: invocations (see ``typical``) times the record count.
 INLINE_BUDGET_SECONDS = 0.002
 _WEIGHT = 0.3  # of the newest batch in the running mean
 _OVERHEAD_ALLOWANCE_SECONDS = 100e-6  # per record, before the sentinel fans out
@@ -123,7 +124,7 @@ class BatchRunner:
         return time.perf_counter() + INLINE_BUDGET_SECONDS + records * _OVERHEAD_ALLOWANCE_SECONDS
 
     def learn(self, mean_seconds: float) -> None:
-        """Fold an invocation's mean handler time per record into the running mean."""
+        """Fold an invocation's typical handler time per record into the running mean."""
         self._mean = (
             mean_seconds
             if self._mean is None
@@ -153,7 +154,7 @@ class BatchRunner:
                 self.close()  # its threads may stay busy: later invocations get a fresh pool
         with batch.lock:
             results = dict(batch.results)
-        self._learn(results.values(), time.perf_counter() - started, self._max_threads > 1)
+        self._learn(results.values(), time.perf_counter() - started)
         return [
             results.get(job.index)
             or RecordResult(job.message, Fate.ABANDONED, None, "its thread ended abnormally")
@@ -182,12 +183,10 @@ class BatchRunner:
             if self._lane is not None:
                 self._lane.cancel_all()  # one invocation at a time: its coroutines only
 
-    def _learn(self, results: Iterable[RecordResult], wall_seconds: float, threaded: bool) -> None:
-        """Fold this batch's handler time per record into the running mean (warm
+    def _learn(self, results: Iterable[RecordResult], wall_seconds: float) -> None:
+        """Fold this batch's typical handler time into the running mean (warm
         invocations); a record left running (abandoned) counts as taking the whole batch's
-        time. From records that may have run side by side, the quickest is taken: the others'
-        times include their waits for the GIL (a no-op handler on 10 threads can take a
-        millisecond), and counting them would keep fast records off the inline path."""
+        time, and makes the batch's mean count."""
         times = []
         abandoned = False
         for r in results:
@@ -197,7 +196,7 @@ class BatchRunner:
                 times.append(wall_seconds)
                 abandoned = True
         if times:
-            self.learn(min(times) if threaded and not abandoned else sum(times) / len(times))
+            self.learn(sum(times) / len(times) if abandoned else typical(times))
 
     def _fan_out(self, batch: Batch, lambda_context: Any) -> None:
         """Hand the batch's waiting jobs to the pool: a few workers pull them, one future
@@ -261,3 +260,11 @@ class BatchRunner:
         threading.Thread(
             target=self._work, args=(batch, lambda_context), name="sqsx-lambda-spare", daemon=True
         ).start()
+
+
+def typical(seconds: list[float]) -> float:
+    """The (low) median of records' handler times: what the next records are expected to
+    take. Not the mean: a record that waited for the GIL on a busy pool (a no-op handler on
+    10 threads can measure a millisecond), or whose thread the OS preempted, would count as
+    slow and keep a batch of fast records off the inline path."""
+    return sorted(seconds)[(len(seconds) - 1) // 2]
