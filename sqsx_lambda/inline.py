@@ -19,7 +19,10 @@ The pass hands what is left to the ``BatchRunner``, which then decides as it alw
   the rest of its group, as if the whole batch had run there.
 
 A record that cannot be read gets the core's verdict (``Dispatcher.refuse``), as in the
-runner. The fate of every record is the core's: the lane's ``Outcome`` is the one
+runner. On a FIFO queue the pass runs only while no group is held back from an earlier
+invocation, and without the runner's lock on those groups: Lambda gives an execution
+environment one invocation at a time (calls from several threads at once take the runner
+for a FIFO queue once a record fails, as before). The fate of every record is the core's: the lane's ``Outcome`` is the one
 ``Dispatcher.begin`` gives.
 """
 

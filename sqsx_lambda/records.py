@@ -185,28 +185,16 @@ def to_boto3(record: Mapping[str, Any]) -> dict[str, Any]:
         message["MD5OfMessageAttributes"] = md5_of_attributes
     message_attributes = record.get("messageAttributes")
     if message_attributes is None:
-        return message
+        message_attributes = {}
     if not is_object(message_attributes):
         raise ValueError(
             f"messageAttributes is a {type(message_attributes).__name__}, not an object"
         )
     if message_attributes:
-        message["MessageAttributes"] = converted = {}
-        for name, value in message_attributes.items():
-            if type(value) is dict and type(name) is str:  # the usual: one string (a TaskName)
-                string, data_type = value.get("stringValue"), value.get("dataType")
-                if (
-                    type(string) is str
-                    and string
-                    and type(data_type) is str
-                    and data_type
-                    and not value.get("binaryValue")
-                    and not value.get("stringListValues")
-                    and not value.get("binaryListValues")
-                ):
-                    converted[name] = {"DataType": data_type, "StringValue": string}
-                    continue
-            converted[str(name)] = _attribute_to_boto3(str(name), value)
+        message["MessageAttributes"] = {
+            str(name): _attribute_to_boto3(str(name), value)
+            for name, value in message_attributes.items()
+        }
     return message
 
 
@@ -241,7 +229,7 @@ def _usual_to_boto3(record: Mapping[str, Any]) -> dict[str, Any] | None:
                 and type(data_type) is str
                 and data_type
             ) or (
-                value["stringListValues"] or value["binaryListValues"] or (value.get("binaryValue"))
+                value["stringListValues"] or value["binaryListValues"] or value.get("binaryValue")
             ):
                 return None
             converted[name] = {"DataType": data_type, "StringValue": string}
@@ -279,6 +267,15 @@ def _attribute_to_boto3(name: str, value: object) -> dict[str, Any]:
     data_type = value.get("dataType")
     if not isinstance(data_type, str) or not data_type:
         raise ValueError(f"message attribute {shown(name)} has no dataType")
+    string = value.get("stringValue")
+    if (
+        type(string) is str  # the usual attribute (a TaskName): one string, no lists
+        and string
+        and not value.get("binaryValue")
+        and not value.get("stringListValues")
+        and not value.get("binaryListValues")
+    ):
+        return {"DataType": data_type, "StringValue": string}
     converted: dict[str, Any] = {"DataType": data_type}
     for lambda_key, boto3_key in _VALUE_KEYS:
         if value.get(lambda_key):
