@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import CallCounter, make_client
 
 from sqsx import NoRetry, Queue, RawQueue, Retry
 from sqsx.codec import encode_kwargs
@@ -20,15 +19,6 @@ from sqsx.message import Message
 from sqsx.outcome import Outcome
 
 URL = "http://127.0.0.1:9/000000000000/plain"
-
-
-@pytest.fixture(scope="module")
-def offline_client() -> Iterator[Any]:
-    """A boto3 SQS client for a port nothing listens on; every call is counted."""
-    client = make_client("http://127.0.0.1:9")
-    counter = CallCounter(client)
-    yield client
-    assert sum(counter.counts.values()) == 0, f"a lane called SQS: {counter.counts}"
 
 
 def message(task: object = "t", body: object = None, count: str = "2", **kwargs: Any) -> Message:
