@@ -4,16 +4,19 @@ each in one pass through the core's plain lane (``Dispatcher.plain_lane``).
 ``LambdaHandler`` takes it when nothing runs around a handler (no hooks that observe or
 resolve messages, no time limit, no concurrency cap, no ``async def`` handler, no EMF
 metrics) and the runner expects the records to be fast (``BatchRunner.inline_until``: one
-thread, or a recent mean handler time within the inline budget). Each record is converted
+thread, or a recent typical handler time within the inline budget). Each record is converted
 (``read_record``), run through the lane, and kept as its ``Message`` and ``Outcome``: while
 every record is deleted, nothing else is built (no ``Job``, ``Batch`` or ``RecordResult``;
-the response is empty).
+the response is empty). The runner learns the records' typical handler time times the
+share of the pass they spent waiting: records that only compute keep to the inline path.
 
 The pass hands what is left to the ``BatchRunner``, which then decides as it always does:
 
-- once the inline budget is spent (the records proved slow) or the deadline guard says no
-  record may start (``deadline_margin_ms``): the rest go to the runner, fanned out on its
-  threads (or, at the deadline, skipped by it);
+- once the records have spent the inline budget waiting (off the invoking thread's CPU:
+  I/O, sleeps, locks; threads could overlap that, not CPU work under the GIL, so time spent
+  computing does not count) or the deadline guard says no record may start
+  (``deadline_margin_ms``): the rest go to the runner, fanned out on its threads (or, at
+  the deadline, skipped by it);
 - on a FIFO queue, at the first record reported: that record (its outcome already
   decided) and the rest go to the runner, whose group gate (``sqsx.ordering``) holds back
   the rest of its group, as if the whole batch had run there.
@@ -22,8 +25,8 @@ A record that cannot be read gets the core's verdict (``Dispatcher.refuse``), as
 runner. On a FIFO queue the pass runs only while no group is held back from an earlier
 invocation, and without the runner's lock on those groups: Lambda gives an execution
 environment one invocation at a time (calls from several threads at once take the runner
-for a FIFO queue once a record fails, as before). The fate of every record is the core's: the lane's ``Outcome`` is the one
-``Dispatcher.begin`` gives.
+for a FIFO queue once a record fails, as before). The fate of every record is the core's:
+the lane's ``Outcome`` is the one ``Dispatcher.begin`` gives.
 """
 
 from __future__ import annotations
@@ -91,9 +94,10 @@ class InlinePass:
         *,
         ordered_groups: bool,
     ) -> InlineRun | list[RecordResult]:
-        """Run ``records`` until ``until`` (``time.perf_counter()``) at most: an
-        ``InlineRun`` when every record ran and was deleted, else one ``RecordResult`` per
-        record, in order, the runner's for those it took over."""
+        """Run ``records`` while the time they spent waiting (off this thread's CPU) stays
+        within ``until`` (``time.perf_counter()``) less the pass's start: an ``InlineRun``
+        when every record ran and was deleted, else one ``RecordResult`` per record, in
+        order, the runner's for those it took over."""
         remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
         if not callable(remaining):
             remaining = _no_deadline
@@ -101,8 +105,16 @@ class InlinePass:
         messages: list[Message] = []
         outcomes: list[Outcome] = []
         clean = True
+        started, cpu_started = time.perf_counter(), time.thread_time()
+        patience = until - started
         for record in records:
-            if time.perf_counter() >= until or remaining() <= margin_ms:
+            now = time.perf_counter()
+            if now >= until:  # threads can overlap waits, not this thread's CPU work
+                waited = now - started - (time.thread_time() - cpu_started)
+                if waited >= patience:
+                    break
+                until = now + patience - waited
+            if remaining() <= margin_ms:
                 break
             try:
                 message = read_record(record)
@@ -118,8 +130,10 @@ class InlinePass:
                 if ordered_groups:
                     break
         done = len(outcomes)
-        if done:
-            self._runner.learn(typical([outcome.handler_seconds for outcome in outcomes]))
+        if done:  # the records' typical time, the share of it they waited
+            wall = time.perf_counter() - started
+            share = 1 - min((time.thread_time() - cpu_started) / wall, 1) if wall > 0 else 1
+            self._runner.learn(typical([o.handler_seconds for o in outcomes]) * share)
         if clean and done == len(records):
             return InlineRun(messages, outcomes)
         return self._hand_over(messages, outcomes, records, lambda_context, ordered_groups)

@@ -199,7 +199,7 @@ class SqsxBatchProcessor(BatchProcessor):
 
     def _run_record_handler(self, queue_url: str, sqs_message: Mapping[str, Any]) -> None:
         message_id, returned = self._call_record_handler(sqs_message)
-        if inspect.isawaitable(returned):  # a plain function returning one: run it here
+        if returned is not None and inspect.isawaitable(returned):  # run it here
             returned = self._lambda_handler({}).queue.dispatcher.event_loop.run(returned)
         self._returned[message_id] = returned
 
