@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from conftest import lambda_event
-from servers import LOCALSTACK_FIFO_GROUP_LOCK
 
 from sqsx import NoRetry, Queue, Retry
 from sqsx.hooks import Hook, Processing
@@ -101,7 +100,6 @@ def send_mixed(client: Any, url: str, fifo: bool = False) -> None:
 @pytest.mark.parametrize(
     "fifo", [pytest.param(False, id="standard"), pytest.param(True, id="fifo")]
 )
-@LOCALSTACK_FIFO_GROUP_LOCK
 def test_the_inline_pass_gives_every_record_the_fate_of_the_general_path(
     sqs_client: Any,
     make_queue: Callable[..., str],
