@@ -196,7 +196,7 @@ def _plain_kwargs(body: str) -> dict[str, Any] | None:
             return None
         text = raw.decode("utf-8")
         payload, end = _FAST.scan_once(text, 0)  # type: ignore[attr-defined]
-    except (StopIteration, ValueError, binascii.Error):  # the checked path gives the error
+    except (StopIteration, ValueError, RecursionError):  # the checked path says what is wrong
         return None
     if end != len(text) or type(payload) is not dict or len(payload) != 1:
         return None

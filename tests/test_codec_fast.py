@@ -120,3 +120,18 @@ def test_duplicate_keys_are_refused_however_they_hide(text: str) -> None:
 def test_values_with_colons_are_read() -> None:
     body = b64('{"kwargs": {"at": "12:00:01", "url": "http://x:1/", "k:v": true}}')
     assert decode_kwargs(body) == {"at": "12:00:01", "url": "http://x:1/", "k:v": True}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param('{"kwargs": {"a": ' + "[" * 100_000 + "]" * 100_000 + "}}", id="deep-lists"),
+        pytest.param('{"kwargs": {"a": ' + "9" * 5000 + "}}", id="an-int-of-5000-digits"),
+        pytest.param('{"kwargs": {"a": 1e999}}', id="a-float-too-large"),
+        pytest.param('{"kwargs": {"a": -Infinity}}', id="infinity"),
+    ],
+)
+def test_what_the_fast_read_cannot_take_is_a_decode_error(text: str) -> None:
+    # a RecursionError or a ValueError from json's scanner is the checked path's to report
+    with pytest.raises(MessageDecodeError):
+        decode_kwargs(b64(text))

@@ -104,6 +104,11 @@ CASES = [
     pytest.param(message("ok", body=b64('{"kwargs": {"a": 1}} x')), id="extra-data"),
     pytest.param(message("ok", body=b64(' {"kwargs": {"a": 1}} ')), id="whitespace-around"),
     pytest.param(message("ok", body=b64('{"kwargs": [1]}')), id="kwargs-a-list"),
+    pytest.param(
+        message("ok", body=b64('{"kwargs": {"a": ' + "[" * 100_000 + "]" * 100_000 + "}}")),
+        id="nested-too-deeply",
+    ),
+    pytest.param(message("ok", body=b64('{"kwargs": {"a": ' + "9" * 5000 + "}}")), id="huge-int"),
     pytest.param(message("ok", body=b64('{"args": {}}')), id="no-kwargs"),
     pytest.param(message("ok", body=b64("[1, 2]")), id="not-an-object"),
     pytest.param(message("ok", body="eyJrd2FyZ3MiOiB7ImEiOiAxfX0"), id="padding-stripped"),
