@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -31,11 +33,13 @@ __all__ = [
     "TASK_NAME_ATTRIBUTE",
     "Task",
     "check_size",
+    "decode_kwargs",
     "decode_task",
     "encode_kwargs",
     "is_object",
     "message_size",
     "task_attributes",
+    "task_name_of",
 ]
 
 #: SQS's maximum message size since August 2025: 1 MiB, body plus attributes.
@@ -80,6 +84,7 @@ def encode_kwargs(kwargs: Mapping[str, Any]) -> str:
 # as \uD800-\uDFFF. Only then is the exact (slower) check needed.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _BIG_EXPONENT = re.compile(rb"[eE][+-]?[0-9]{3}")
+_CONTAINERS = (dict, list)
 
 
 def _has_lone_surrogate(text: str) -> bool:
@@ -116,21 +121,20 @@ def decode_task(body: str | None, attributes: Mapping[str, Any] | None) -> Task:
         MessageDecodeError: with the reason, for any body or attribute that is not in the
             wire format. No other exception type escapes.
     """
-    name = _task_name(attributes)
-    if not isinstance(body, str):
-        raise MessageDecodeError("body is missing")
-    try:
-        data = _padded(body).encode("ascii").translate(_URL_SAFE_TO_STANDARD)
-    except UnicodeEncodeError as err:  # its text would quote the body
-        raise MessageDecodeError(
-            f"body is not base64: non-ASCII character at position {err.start}"
-        ) from err
-    if _BASE64.fullmatch(data) is None:
-        raise MessageDecodeError("body is not base64: a character is outside its alphabet")
-    try:
-        raw = binascii.a2b_base64(data)
-    except binascii.Error as err:
-        raise MessageDecodeError(f"body is not base64: {err}") from err
+    name = task_name_of(attributes)
+    return Task(name=name, kwargs=decode_kwargs(body))
+
+
+def decode_kwargs(body: str | None) -> dict[str, Any]:
+    """The kwargs of a task body (``decode_task`` without the task name).
+
+    Raises:
+        MessageDecodeError: the body is not in the wire format; the message says why.
+    """
+    kwargs = _plain_kwargs(body) if type(body) is str else None
+    if kwargs is not None:
+        return kwargs
+    raw = _unbase64(body)
     try:
         text = raw.decode("utf-8")
         payload = _parse(text, _CHECKED_FLOATS if _BIG_EXPONENT.search(raw) else _DECODER)
@@ -149,7 +153,68 @@ def decode_task(body: str | None, attributes: Mapping[str, Any] | None) -> Task:
     kwargs = payload["kwargs"]
     if type(kwargs) is not dict:
         raise MessageDecodeError(f'"kwargs" is a {type(kwargs).__name__}, not an object')
-    return Task(name=name, kwargs=kwargs)
+    return kwargs
+
+
+def _unbase64(body: str | None) -> bytes:
+    """The bytes of a base64 body, either alphabet, its padding restored if stripped."""
+    if not isinstance(body, str):
+        raise MessageDecodeError("body is missing")
+    body += "=" * (-len(body) % 4)  # some producers strip the padding: restore it
+    try:
+        data = body.encode("ascii").translate(_URL_SAFE_TO_STANDARD)
+    except UnicodeEncodeError as err:  # its text would quote the body
+        raise MessageDecodeError(
+            f"body is not base64: non-ASCII character at position {err.start}"
+        ) from err
+    if _BASE64.fullmatch(data) is None:
+        raise MessageDecodeError("body is not base64: a character is outside its alphabet")
+    try:
+        return binascii.a2b_base64(data)
+    except binascii.Error as err:
+        raise MessageDecodeError(f"body is not base64: {err}") from err
+
+
+def _plain_kwargs(body: str) -> dict[str, Any] | None:
+    """The kwargs of the usual body, ``{"kwargs": {name: scalar, ...}}`` as one JSON value
+    in base64, read by json's C scanner without a Python call per object; ``None`` for any
+    other body (then ``decode_kwargs`` reads it step by step, and says what is wrong).
+
+    Duplicate keys are ruled out by counting: every key of the text has its own ``:``, and
+    a ``:`` elsewhere can only sit inside a string. With no backslash in the text (so every
+    parsed string is its literal text), colons in the text = keys in the text + colons
+    inside strings >= distinct keys parsed + colons in the parsed strings, equal only when
+    no key was dropped as a duplicate. Nested objects and lists are left to the checked
+    decoder. Without a backslash there is no surrogate escape either, and UTF-8 text holds
+    no lone surrogate.
+    """
+    try:
+        raw = _strict_a2b(
+            (body + "=" * (-len(body) % 4)).encode("ascii").translate(_URL_SAFE_TO_STANDARD)
+        )
+        if raw.count(b"{") != 2 or b"\\" in raw:
+            return None
+        text = raw.decode("utf-8")
+        payload, end = _FAST.scan_once(text, 0)  # type: ignore[attr-defined]
+    except (StopIteration, ValueError, RecursionError):  # the checked path says what is wrong
+        return None
+    if end != len(text) or type(payload) is not dict or len(payload) != 1:
+        return None
+    kwargs = payload.get("kwargs")
+    if type(kwargs) is not dict:
+        return None
+    colons = raw.count(b":")
+    expected = 1 + len(kwargs)
+    if colons != expected:
+        for key, value in kwargs.items():
+            if type(value) is str:
+                expected += value.count(":")
+            elif type(value) in _CONTAINERS:
+                return None
+            expected += key.count(":")
+        if colons != expected:
+            return None
+    return kwargs
 
 
 def _parse(text: str, decoder: json.JSONDecoder) -> Any:
@@ -199,12 +264,12 @@ def is_object(value: object) -> TypeGuard[Mapping[str, Any]]:
     return type(value) is dict or isinstance(value, Mapping)
 
 
-def _padded(body: str) -> str:
-    # Some producers strip base64 padding; restore it rather than reject the task.
-    return body + "=" * (-len(body) % 4)
+def task_name_of(attributes: Mapping[str, Any] | None) -> str:
+    """The task name a message's attributes (boto3's shape) carry.
 
-
-def _task_name(attributes: Mapping[str, Any] | None) -> str:
+    Raises:
+        MessageDecodeError: the ``TaskName`` attribute is missing or malformed.
+    """
     if type(attributes) is dict:  # the usual message: a String TaskName, as sqsx sends it
         attribute = attributes.get(TASK_NAME_ATTRIBUTE)
         if type(attribute) is dict and attribute.get("DataType") == "String":
@@ -265,3 +330,18 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_c
 _CHECKED_FLOATS = json.JSONDecoder(
     object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_float=_finite
 )
+# Rejects NaN, Infinity and numbers too large like the others, but builds objects in C (no
+# pairs hook): only for the bodies ``_plain_kwargs`` can prove free of duplicate keys.
+_FAST = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+
+# Base64 of exactly the alphabet and its padding (what ``_BASE64`` and ``a2b_base64`` accept
+# together) in one C call, on Python 3.11 and later.
+_strict_a2b: Callable[[bytes], bytes]
+if sys.version_info >= (3, 11):
+    _strict_a2b = functools.partial(binascii.a2b_base64, strict_mode=True)
+else:  # pragma: no cover - Python 3.10
+
+    def _strict_a2b(data: bytes) -> bytes:
+        if _BASE64.fullmatch(data) is None:
+            raise binascii.Error("outside the alphabet")
+        return binascii.a2b_base64(data)

@@ -12,7 +12,6 @@ when the coroutine ends (same ``Fates``); the caller settles it then.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
 import time
@@ -22,30 +21,22 @@ from typing import Any, cast
 from sqsx.abandon import Abandon, AbandonFn
 from sqsx.aio import EventLoopThread
 from sqsx.backoff import BackoffPolicy
-from sqsx.clip import shown
-from sqsx.codec import decode_task
 from sqsx.exceptions import (
     HandlerResultError,
     TimeLimitExceeded,
-    UnknownTaskError,
     UnprocessableMessageError,
 )
 from sqsx.fates import Fates, PoisonPolicy
 from sqsx.hooks import HookChain, Processing, Runtime
-from sqsx.lanes import AsyncLane, CoroutineRun, is_async_function, is_async_handler
+from sqsx.lanes import AsyncLane, CoroutineRun, is_async_handler
 from sqsx.message import Message
 from sqsx.outcome import Outcome, Verdict
-from sqsx.registry import HandlerRegistry
-from sqsx.signature import signature_of
+from sqsx.plainlane import PLAIN_RESULTS, PlainLane
 from sqsx.timelimits import Guard, GuardState, TimeLimits
 
-__all__ = ["Dispatcher", "Outcome", "PoisonPolicy", "RawDispatcher", "TaskDispatcher", "Verdict"]
+__all__ = ["Dispatcher", "MessageHandler", "Outcome", "PoisonPolicy", "Verdict"]
 
 logger = logging.getLogger("sqsx.dispatch")
-
-
-# What handlers usually return: not awaitable, no need to look closer.
-_PLAIN_RESULTS = (str, bytes, int, float, bool, dict, list, tuple)
 
 #: A RawQueue handler: ``fn(queue_url, sqs_message)`` (``sqs_message`` is a dict).
 MessageHandler = Callable[..., Any]
@@ -192,6 +183,18 @@ class Dispatcher:
         Only for messages no hook resolves; never raises: what cannot be decoded now is
         decoded again, and judged, when the message is processed."""
 
+    def plain_lane(self, hooks: HookChain | None = None) -> PlainLane | None:
+        """``begin`` in one pass (``sqsx.plainlane``), while nothing runs around a handler:
+        ``None`` when ``hooks`` observe or resolve messages, a time limit or a concurrency
+        cap is set, or an ``async def`` handler is registered. Ask again per batch."""
+        chain = self.hooks if hooks is None else hooks
+        if chain.observes or chain.resolves or self.time_limit is not None or self.task_caps:
+            return None
+        return None if self.has_async_handlers() else self._plain_lane()
+
+    def _plain_lane(self) -> PlainLane | None:
+        return None
+
     def refuse(
         self,
         message: Message,
@@ -245,7 +248,7 @@ class Dispatcher:
         try:
             try:
                 result = call()
-                if result is not None and not isinstance(result, _PLAIN_RESULTS):
+                if result is not None and not isinstance(result, PLAIN_RESULTS):
                     self._finish(result, guard)
             finally:
                 if guard is not None:
@@ -271,80 +274,3 @@ class Dispatcher:
         """The outcome of a message no handler can take, per ``poison_policy`` (and its log
         line)."""
         return self.fates.unprocessable(message, err)
-
-
-class TaskDispatcher(Dispatcher):
-    """Routes a task message to ``registry[TaskName]`` as ``fn(context, **kwargs)``."""
-
-    def __init__(
-        self,
-        queue_url: str,
-        backoff: BackoffPolicy,
-        poison_policy: PoisonPolicy,
-        registry: HandlerRegistry,
-        hooks: HookChain | None = None,
-        *,
-        time_limit: float | None = None,
-    ) -> None:
-        super().__init__(queue_url, backoff, poison_policy, hooks, time_limit=time_limit)
-        self.registry = registry
-        #: Per-task time limits (seconds), over the queue's ``time_limit``. Replaced whole.
-        self.task_limits: Mapping[str, float | None] = {}
-
-    def has_async_handlers(self) -> bool:
-        return any(is_async_function(self.registry.get(n)) for n in self.registry.names())
-
-    def predecode(self, messages: Sequence[Message]) -> None:
-        for message in messages:
-            try:
-                message.decoded_task = decode_task(
-                    message.raw.get("Body"), message.raw.get("MessageAttributes")
-                )
-            except Exception:  # judged when it is processed
-                continue
-
-    def _prepare(
-        self, message: Message, lambda_context: Any
-    ) -> tuple[Callable[[], object], str, float | None]:
-        task = message.decoded_task or decode_task(
-            message.raw.get("Body"), message.raw.get("MessageAttributes")
-        )
-        handler = self.registry.get(task.name)
-        if handler is None:
-            raise UnknownTaskError(f"no handler registered for task {shown(task.name)}")
-        context: dict[str, Any] = {
-            "queue_url": self.queue_url,
-            "task_name": task.name,
-            "sqs_message": message.raw,
-        }
-        if lambda_context is not None:
-            context["lambda_context"] = lambda_context
-        kwargs = signature_of(handler).bind(task.name, task.kwargs)
-        limit = self.task_limits.get(task.name, self.time_limit)
-        return functools.partial(handler, context, **kwargs), task.name, limit
-
-
-class RawDispatcher(Dispatcher):
-    """Hands every message to one handler as ``fn(queue_url, sqs_message)``."""
-
-    def __init__(
-        self,
-        queue_url: str,
-        backoff: BackoffPolicy,
-        poison_policy: PoisonPolicy,
-        handler: MessageHandler,
-        hooks: HookChain | None = None,
-        *,
-        time_limit: float | None = None,
-    ) -> None:
-        super().__init__(queue_url, backoff, poison_policy, hooks, time_limit=time_limit)
-        self.handler = handler
-
-    def has_async_handlers(self) -> bool:
-        return is_async_function(self.handler)
-
-    def _prepare(
-        self, message: Message, lambda_context: Any
-    ) -> tuple[Callable[[], object], str, float | None]:
-        call = functools.partial(self.handler, self.queue_url, message.raw)
-        return call, "<raw>", self.time_limit

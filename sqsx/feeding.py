@@ -26,12 +26,13 @@ import threading
 from collections.abc import Callable, Sequence
 
 from sqsx.batching import BatchFlusher
-from sqsx.dispatch import Dispatcher, Outcome, RawDispatcher, TaskDispatcher
+from sqsx.dispatch import Dispatcher, Outcome
 from sqsx.hooks import HookChain
 from sqsx.inbox import Inbox
 from sqsx.lanes import AsyncLane, CoroutineRun, is_async_function
 from sqsx.message import Message
 from sqsx.ordering import Hold
+from sqsx.routes import RawDispatcher, TaskDispatcher
 from sqsx.sqs import BatchEntry
 from sqsx.visibility import VisibilityKeeper
 

@@ -7,15 +7,11 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqsx.codec import DEFAULT_MAX_MESSAGE_BYTES, encode_kwargs, task_attributes
-from sqsx.dispatch import (
-    MessageHandler,
-    PoisonPolicy,
-    RawDispatcher,
-    TaskDispatcher,
-)
+from sqsx.dispatch import MessageHandler, PoisonPolicy
 from sqsx.exceptions import ConfigurationError
 from sqsx.hooks import Hook
 from sqsx.registry import HandlerRegistry, TaskHandler
+from sqsx.routes import RawDispatcher, TaskDispatcher
 from sqsx.sending import (
     OutgoingMessage,
     RawMessage,

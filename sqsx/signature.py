@@ -46,6 +46,9 @@ class TaskSignature:
         self._plain = (
             _plain_types(handler, self._signature) if self._model and self._signature else None
         )
+        # Untyped and plain: kwargs naming exactly its parameters need no closer look.
+        shape = self._shape
+        self._exact = shape.names if shape is not None and self._model is None else None
 
     def bind(self, task_name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The kwargs to call the handler with (converted when it is typed).
@@ -53,6 +56,8 @@ class TaskSignature:
         Raises:
             TaskArgumentsError: the kwargs do not fit; the message names the fields.
         """
+        if self._exact is not None and type(kwargs) is dict and kwargs.keys() == self._exact:
+            return kwargs  # every parameter given by name, nothing else: it binds as it is
         if self._signature is None:
             return dict(kwargs)
         problem = (

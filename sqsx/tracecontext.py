@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanContext, TraceFlags
 
 from sqsx.message import Message
 
-__all__ = ["producer_context"]
+__all__ = ["producer_context", "record_context"]
 
 # Root=1-<8 hex>-<24 hex>;Parent=<16 hex>;Sampled=<0|1>  (X-Ray's trace header)
 _XRAY = re.compile(
@@ -40,24 +40,35 @@ def producer_context(message: Message) -> SpanContext | None:
     """The producer's span context carried by ``message``: its ``traceparent`` message
     attribute, else its ``AWSTraceHeader`` system attribute; ``None`` if neither is valid."""
     raw = message.raw
-    attributes = raw.get("MessageAttributes")
-    if attributes:
-        found = _from_traceparent(_text(attributes, "traceparent"), attributes)
+    return _carried(raw.get("MessageAttributes"), raw.get("Attributes"), "StringValue")
+
+
+def record_context(record: Mapping[str, Any]) -> SpanContext | None:
+    """``producer_context`` of a Lambda SQS event record (its own shape: lower-case
+    ``messageAttributes`` / ``stringValue``, ``attributes``), read without converting it."""
+    return _carried(record.get("messageAttributes"), record.get("attributes"), "stringValue")
+
+
+def _carried(attributes: Any, system: Any, field: str) -> SpanContext | None:
+    if attributes and isinstance(attributes, Mapping):
+        found = _from_traceparent(_text(attributes, "traceparent", field), attributes, field)
         if found is not None:
             return found
-    header = (raw.get("Attributes") or {}).get("AWSTraceHeader")
+    header = system.get("AWSTraceHeader") if isinstance(system, Mapping) else None
     return _from_xray(header) if isinstance(header, str) else None
 
 
-def _text(attributes: Mapping[str, Any], key: str) -> str | None:
+def _text(attributes: Mapping[str, Any], key: str, field: str) -> str | None:
     value = attributes.get(key)
     if value is None or not (type(value) is dict or isinstance(value, Mapping)):  # dict: fast
         return None
-    text = value.get("StringValue")
+    text = value.get(field)
     return text if type(text) is str else None
 
 
-def _from_traceparent(header: str | None, attributes: Mapping[str, Any]) -> SpanContext | None:
+def _from_traceparent(
+    header: str | None, attributes: Mapping[str, Any], field: str
+) -> SpanContext | None:
     """The W3C ``traceparent`` (and ``tracestate``) as a remote span context; ``None`` if
     invalid, as OpenTelemetry's own propagator judges it (read here without building a
     context per message: a third of the propagator's cost)."""
@@ -80,7 +91,7 @@ def _from_traceparent(header: str | None, attributes: Mapping[str, Any]) -> Span
         )
     if not trace_id or not span_id:
         return None
-    state = _text(attributes, "tracestate")
+    state = _text(attributes, "tracestate", field)
     if state is not None and len(state) > _MAX_HEADER:
         state = None
     flags = _FLAGS.get(flag_text)

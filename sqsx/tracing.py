@@ -51,7 +51,7 @@ from sqsx.dispatch import Outcome, Verdict
 from sqsx.hooks import Hook, Processing
 from sqsx.message import Message
 from sqsx.sending import OutgoingMessage
-from sqsx.tracecontext import producer_context
+from sqsx.tracecontext import producer_context, record_context
 
 __all__ = ["MAX_MESSAGE_ATTRIBUTES", "Tracing", "producer_context"]
 
@@ -210,29 +210,14 @@ class Tracing(Hook):
     def invocation_span(
         self, messages: Sequence[Message], name: str, *, hooked: bool = True
     ) -> Iterator[trace.Span]:
-        """A CONSUMER span over one Lambda invocation, linked to each record's producer
+        """A CONSUMER span over one Lambda invocation, linked to each message's producer
         context; current inside the ``with`` block.
 
         ``hooked``: the records run through this hook, which makes the span current in
-        their threads and records their errors on it. ``LambdaHandler`` passes ``False``:
-        it runs every record in a copy of the invoking thread's context (where the span is
-        current) and hands the failures to ``record_failure`` afterwards, which spares each
-        record the hook's calls."""
-        # (no messaging.message.id on the links: the SDK's attribute checks would double
-        # the per-record cost; an exception event names its record)
+        their threads and records their errors on it (with ``False``, the caller does:
+        ``lambda_span``)."""
         links = [Link(ctx) for ctx in map(producer_context, messages) if ctx is not None]
-        with self._tracer.start_as_current_span(
-            f"process {name}",
-            kind=SpanKind.CONSUMER,
-            links=links,
-            attributes={
-                "messaging.system": _SYSTEM,
-                "messaging.destination.name": name,
-                "messaging.operation.type": "process",
-                "messaging.operation.name": "process",
-                "messaging.batch.message_count": len(messages),
-            },
-        ) as span:
+        with self._batch_span(links, len(messages), name) as span:
             if self._record_spans or not hooked:
                 yield span
                 return
@@ -244,6 +229,30 @@ class Tracing(Hook):
             finally:
                 for message_id in ids:
                     self._batches.pop(message_id, None)
+
+    def lambda_span(self, records: Sequence[Mapping[str, Any]], name: str) -> Any:
+        """``invocation_span`` over an event's records, as ``LambdaHandler`` uses it: read
+        from the records as they are, and not through this hook per record (the handler
+        runs each record in a copy of the context where the span is current, and hands
+        their failures to ``record_failure`` once they are done)."""
+        links = [Link(ctx) for ctx in map(record_context, records) if ctx is not None]
+        return self._batch_span(links, len(records), name)
+
+    def _batch_span(self, links: Sequence[Link], count: int, name: str) -> Any:
+        # (no messaging.message.id on the links: the SDK's attribute checks would double
+        # the per-record cost; an exception event names its record)
+        return self._tracer.start_as_current_span(
+            f"process {name}",
+            kind=SpanKind.CONSUMER,
+            links=links,
+            attributes={
+                "messaging.system": _SYSTEM,
+                "messaging.destination.name": name,
+                "messaging.operation.type": "process",
+                "messaging.operation.name": "process",
+                "messaging.batch.message_count": count,
+            },
+        )
 
     @staticmethod
     def record_failure(span: trace.Span, message: Message, outcome: Outcome) -> None:

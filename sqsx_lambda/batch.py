@@ -19,7 +19,7 @@ from sqsx.dispatch import Outcome
 from sqsx.message import Message
 from sqsx.ordering import GroupGate
 
-__all__ = ["Batch", "Clock", "Fate", "Job", "RecordResult", "log_summary"]
+__all__ = ["Batch", "Clock", "Fate", "Job", "RecordResult", "log_counts", "log_summary"]
 
 # The invocation summary is the handler's line, whichever module writes it.
 _summary_logger = logging.getLogger("sqsx_lambda.handler")
@@ -247,10 +247,15 @@ def log_summary(results: Sequence[RecordResult], url: str) -> None:
             ",".join(abandoned),
             url,
         )
+    log_counts(len(results), reported, url)
+
+
+def log_counts(records: int, reported: int, url: str) -> None:
+    """The INFO summary line of an invocation: records deleted and reported."""
     _summary_logger.info(
         "batch of %d records: %d deleted, %d reported queue_url=%s",
-        len(results),
-        len(results) - reported,
+        records,
+        records - reported,
         reported,
         url,
     )

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from sqsx.abandon import AbandonFn
@@ -30,15 +29,16 @@ from sqsx.exceptions import ConfigurationError
 from sqsx.hooks import Hook, HookChain
 from sqsx.lanes import DEFAULT_MAX_COROUTINES, AsyncLane, CoroutineRun
 from sqsx.message import Message
-from sqsx.ordering import is_fifo
-from sqsx_lambda.batch import log_summary
-from sqsx_lambda.records import RecordError, queue_url_for, read_record, records_of
+from sqsx_lambda.batch import log_counts, log_summary
+from sqsx_lambda.inline import InlinePass, InlineRun
+from sqsx_lambda.queues import QueueUrls
+from sqsx_lambda.records import RecordError, read_record, records_of
 from sqsx_lambda.runner import BatchRunner, Job, RecordResult
+from sqsx_lambda.spans import invocation_span, trace_failures, tracing_hook
 from sqsx_lambda.visibility import change_visibility
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics
-    from opentelemetry.trace import Span
 
     from sqsx.queue import BaseQueue
     from sqsx.tracing import Tracing
@@ -150,8 +150,8 @@ class LambdaHandler:
                 f"deadline_margin_ms must be 0 or more, got {deadline_margin_ms}"
             )
         self._queue = queue
-        self._queue_url = queue_url
         self._own_url = queue.url
+        self._urls = QueueUrls(queue.url, queue_url)
         self._client = queue.sqs_client
         self._dispatcher: Dispatcher = queue.dispatcher
         self._hooks: tuple[Hook, ...] = ()
@@ -164,7 +164,7 @@ class LambdaHandler:
             self._with_context = structured.invocation(self._respond)
         self._tracing: Tracing | None = None
         if tracing:
-            self._tracing = _tracing_hook(queue.hooks)
+            self._tracing = tracing_hook(queue.hooks)
             if self._tracing not in queue.hooks:
                 self._hooks += (self._tracing,)
         self._metrics: InvocationMetrics | None = None
@@ -187,6 +187,7 @@ class LambdaHandler:
             caps=lambda: dispatcher.task_caps,
             lane=self._lane,
         )
+        self._inline_pass = InlinePass(self._runner, self._job, self._refuse, deadline_margin_ms)
         self.max_threads = threads
         self.deadline_margin_ms = deadline_margin_ms
 
@@ -214,27 +215,40 @@ class LambdaHandler:
         return self._with_context(event, context)
 
     def _respond(self, event: Mapping[str, Any], context: Any) -> BatchResponse:
-        return _response(self.process_records(records_of(event), context))
+        ran = self._run(records_of(event), context)
+        return {"batchItemFailures": []} if isinstance(ran, InlineRun) else _response(ran)
 
     def process_records(
         self, records: Sequence[Mapping[str, Any]], context: Any = None
     ) -> list[RecordResult]:
         """Run ``records`` (already checked by ``records_of``), apply their visibility
         changes, and return one ``RecordResult`` per record, in order."""
+        ran = self._run(records, context)
+        return ran.results() if isinstance(ran, InlineRun) else ran
+
+    def _run(
+        self, records: Sequence[Mapping[str, Any]], context: Any
+    ) -> InlineRun | list[RecordResult]:
         if not records:
             return []
         if self._dispatcher.hooks is not self._chained:  # hooks added since (a new chain)
             self._chained = self._dispatcher.hooks
             self._chain = self._record_chain()
-        jobs = [self._job(index, record) for index, record in enumerate(records)]
-        urls = self._urls_for(records)
-        fifo = is_fifo(self._own_url) or any(is_fifo(url) for url in set(urls))
-        with self._invocation_span(jobs) as span:
-            results = self._runner.run(jobs, context, ordered_groups=fifo)
+        urls = self._urls.urls_for(records)
+        fifo = self._urls.fifo(urls)
+        with invocation_span(self._tracing, self._own_url, records) as span:
+            ran = self._inline(records, context, fifo)
+            if ran is None:
+                jobs = [self._job(index, record) for index, record in enumerate(records)]
+                ran = self._runner.run(jobs, context, ordered_groups=fifo)
             if span is not None and self._tracing is not None:
-                for result in results:
-                    if result.outcome is not None:
-                        self._tracing.record_failure(span, result.message, result.outcome)
+                trace_failures(self._tracing, span, ran)
+        if isinstance(ran, InlineRun):  # every record deleted: nothing to change or report
+            log_counts(len(records), 0, urls[0])
+            if self._metrics is not None:
+                self._metrics.record(ran.results(), urls[0])
+            return ran
+        results = ran
         change_visibility(self._client, results, urls, context, self.deadline_margin_ms)
         log_summary(results, urls[0])
         if self._metrics is not None:
@@ -252,22 +266,11 @@ class LambdaHandler:
     def _record_chain(self) -> HookChain:
         """The hooks each record runs through: the queue's and this handler's, but not the
         ``Tracing`` hook whose invocation span accounts for every record (see
-        ``_invocation_span``)."""
+        ``sqsx_lambda.spans``)."""
         hooks = (*self._chained.hooks, *self._hooks)
         if self._tracing is not None and not self._tracing.lambda_record_spans:
             hooks = tuple(hook for hook in hooks if hook is not self._tracing)
         return HookChain(hooks)
-
-    def _invocation_span(self, jobs: Sequence[Job]) -> AbstractContextManager[Span | None]:
-        """The invocation's span (with ``tracing=True``): current in the invoking thread,
-        hence in every thread that runs its records (``Batch.context``); the records'
-        failures are added to it once they are all done, not through a hook per record."""
-        if self._tracing is None:
-            return nullcontext()
-        name = self._own_url.rstrip("/").rsplit("/", 1)[-1]
-        return self._tracing.invocation_span(
-            [job.message for job in jobs], name, hooked=self._tracing.lambda_record_spans
-        )
 
     def _process(
         self,
@@ -286,44 +289,27 @@ class LambdaHandler:
             lane=self._lane,
         )
 
+    def _inline(
+        self, records: Sequence[Mapping[str, Any]], context: Any, fifo: bool
+    ) -> InlineRun | list[RecordResult] | None:
+        """The records run by the inline pass (``sqsx_lambda.inline``), or ``None`` when it
+        does not apply (then the runner takes them all)."""
+        if self._chain.watches_deletes:
+            return None
+        until = self._runner.inline_until(len(records), ordered_groups=fifo)
+        lane = None if until is None else self._dispatcher.plain_lane(self._chain)
+        if until is None or lane is None:
+            return None
+        return self._inline_pass.run(lane, records, context, until, ordered_groups=fifo)
+
+    def _refuse(self, err: RecordError) -> Outcome:
+        return self._dispatcher.refuse(err.envelope, err, runtime="lambda", hooks=self._chain)
+
     def _job(self, index: int, record: Mapping[str, Any]) -> Job:
         try:
             return Job(index, read_record(record))
         except RecordError as err:
-            refused = self._dispatcher.refuse(
-                err.envelope, err, runtime="lambda", hooks=self._chain
-            )
-            return Job(index, err.envelope, refused)
-
-    def _urls_for(self, records: Sequence[Mapping[str, Any]]) -> list[str]:
-        """Each record's queue URL (an event's records share one ARN, or a few)."""
-        if self._queue_url is not None:
-            return [self._queue_url] * len(records)
-        known: dict[object, str] = {}
-        urls = []
-        for record in records:
-            arn = record.get("eventSourceARN")
-            url = known.get(arn)
-            if url is None:
-                url = known[arn] = queue_url_for(arn, self._own_url)
-            urls.append(url)
-        return urls
-
-
-def _tracing_hook(hooks: Sequence[Hook]) -> Tracing:
-    """The queue's ``Tracing`` hook, or a new one.
-
-    Raises:
-        ConfigurationError: opentelemetry-api is not installed.
-    """
-    try:
-        from sqsx.tracing import Tracing
-    except ImportError as err:
-        raise ConfigurationError(
-            "tracing=True needs opentelemetry-api: pip install 'sqsx[tracing]'"
-        ) from err
-
-    return next((hook for hook in hooks if isinstance(hook, Tracing)), None) or Tracing()
+            return Job(index, err.envelope, self._refuse(err))
 
 
 def _response(results: Sequence[RecordResult]) -> BatchResponse:

@@ -34,10 +34,10 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.batch.types import BatchTypeModels
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from sqsx.dispatch import RawDispatcher
 from sqsx.exceptions import ConfigurationError, SqsxError
 from sqsx.lanes import DEFAULT_MAX_COROUTINES, is_async_function
 from sqsx.queue import RawQueue
+from sqsx.routes import RawDispatcher
 from sqsx_lambda.handler import DEFAULT_DEADLINE_MARGIN_MS, LambdaHandler
 from sqsx_lambda.records import queue_url_from_arn, records_of
 from sqsx_lambda.runner import RecordResult
@@ -199,7 +199,7 @@ class SqsxBatchProcessor(BatchProcessor):
 
     def _run_record_handler(self, queue_url: str, sqs_message: Mapping[str, Any]) -> None:
         message_id, returned = self._call_record_handler(sqs_message)
-        if inspect.isawaitable(returned):  # a plain function returning one: run it here
+        if returned is not None and inspect.isawaitable(returned):  # run it here
             returned = self._lambda_handler({}).queue.dispatcher.event_loop.run(returned)
         self._returned[message_id] = returned
 

@@ -19,6 +19,7 @@ from sqsx.clip import shown
 from sqsx.codec import is_object
 from sqsx.exceptions import SqsxError, UnprocessableMessageError
 from sqsx.message import Message, receive_count_of
+from sqsx_lambda.queues import arn_parts, queue_url_for, queue_url_from_arn
 
 __all__ = [
     "EventError",
@@ -135,13 +136,21 @@ def read_record(record: Mapping[str, Any]) -> Message:
     Raises:
         RecordError: the record cannot be converted; its ``envelope`` still identifies it.
     """
-    try:
-        raw = to_boto3(record)
-    except ValueError as err:
-        raise RecordError(str(err), envelope(record)) from err
+    raw = _usual_to_boto3(record)
+    if raw is None:
+        try:
+            raw = to_boto3(record)
+        except ValueError as err:
+            raise RecordError(str(err), envelope(record)) from err
     attributes = raw["Attributes"]
-    group = attributes.get("MessageGroupId")
-    return Message(raw, raw["MessageId"], raw["ReceiptHandle"], receive_count_of(attributes), group)
+    count = attributes.get("ApproximateReceiveCount")
+    if type(count) is str and count.isdecimal():  # what int() takes: "1", "2"...
+        count = int(count) or 1
+    else:
+        count = receive_count_of(attributes)
+    return Message(
+        raw, raw["MessageId"], raw["ReceiptHandle"], count, attributes.get("MessageGroupId")
+    )
 
 
 def to_boto3(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -189,12 +198,66 @@ def to_boto3(record: Mapping[str, Any]) -> dict[str, Any]:
     return message
 
 
+def _usual_to_boto3(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``to_boto3`` of a record as Lambda delivers it (every field there with its JSON type,
+    string message attributes), read by subscripts; ``None`` for any other record (then
+    ``to_boto3`` reads it field by field, and says what is wrong)."""
+    try:
+        handle = record["receiptHandle"]
+        body = record["body"]
+        attributes = record["attributes"]
+        message_attributes = record["messageAttributes"]
+        message_id = record["messageId"]
+        md5_of_body = record["md5OfBody"]
+        if not (
+            type(handle) is str
+            and handle
+            and type(body) is str
+            and type(attributes) is dict
+            and type(message_attributes) is dict
+            and type(message_id) is str
+            and type(md5_of_body) is str
+        ):
+            return None
+        converted = {}
+        for name, value in message_attributes.items():
+            string, data_type = value["stringValue"], value["dataType"]
+            if not (
+                type(name) is str
+                and type(string) is str
+                and string
+                and type(data_type) is str
+                and data_type
+            ) or (
+                value["stringListValues"] or value["binaryListValues"] or value.get("binaryValue")
+            ):
+                return None
+            converted[name] = {"DataType": data_type, "StringValue": string}
+    except (KeyError, TypeError):  # a field missing, or not an object
+        return None
+    message: dict[str, Any] = {
+        "MessageId": message_id,
+        "ReceiptHandle": handle,
+        "MD5OfBody": md5_of_body,
+        "Body": body,
+        "Attributes": _strings(attributes),
+    }
+    md5_of_attributes = record.get("md5OfMessageAttributes")
+    if md5_of_attributes:
+        message["MD5OfMessageAttributes"] = md5_of_attributes
+    if converted:
+        message["MessageAttributes"] = converted
+    return message
+
+
 def _strings(attributes: Mapping[Any, Any]) -> dict[str, str]:
     """System attributes as boto3 gives them: strings (Lambda's already are)."""
     copied = dict(attributes)
-    for key, value in copied.items():
-        if type(value) is not str or type(key) is not str:
-            return {str(key): str(value) for key, value in attributes.items()}
+    try:  # two C loops: ``join`` takes strings only
+        "".join(copied)
+        "".join(copied.values())
+    except TypeError:
+        return {str(key): str(value) for key, value in attributes.items()}
     return copied
 
 
@@ -251,7 +314,7 @@ def to_lambda(
         event_source_arn: the queue's ARN (``arn:aws:sqs:REGION:ACCOUNT:NAME``).
         aws_region: the record's ``awsRegion`` (default: the ARN's region).
     """
-    region = aws_region or _arn_parts(event_source_arn)[0]
+    region = aws_region or arn_parts(event_source_arn)[0]
     attributes = {}
     for name, value in (message.get("MessageAttributes") or {}).items():
         converted: dict[str, Any] = {
@@ -280,39 +343,3 @@ def to_lambda(
         "eventSourceARN": event_source_arn,
         "awsRegion": region,
     }
-
-
-def queue_url_from_arn(arn: str) -> str:
-    """``arn:aws:sqs:REGION:ACCOUNT:NAME`` -> ``https://sqs.REGION.amazonaws.com/ACCOUNT/NAME``.
-
-    China regions get the ``amazonaws.com.cn`` domain.
-
-    Raises:
-        ValueError: ``arn`` is not an SQS queue ARN.
-    """
-    region, account, name = _arn_parts(arn)
-    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    return f"https://sqs.{region}.{domain}/{account}/{name}"
-
-
-def queue_url_for(arn: object, queue_url: str) -> str:
-    """The URL to change the visibility of a record from queue ``arn``.
-
-    ``queue_url`` (the ``Queue``'s own URL) when it names the same queue (same account and
-    name; its host may be a local server or a VPC endpoint) or when ``arn`` is not an SQS
-    ARN; otherwise the public URL derived from ``arn``.
-    """
-    try:
-        _, account, name = _arn_parts(arn)
-    except ValueError:
-        return queue_url
-    if queue_url.rstrip("/").split("/")[-2:] == [account, name]:
-        return queue_url
-    return queue_url_from_arn(str(arn))
-
-
-def _arn_parts(arn: object) -> tuple[str, str, str]:
-    parts = arn.split(":") if isinstance(arn, str) else []
-    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sqs" or not all(parts[3:]):
-        raise ValueError(f"not an SQS queue ARN: {arn!r}")
-    return parts[3], parts[4], parts[5]

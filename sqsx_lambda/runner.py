@@ -1,10 +1,11 @@
 """Runs the records of one invocation on a reused thread pool, under Lambda's deadline.
 
 Up to ``max_threads`` workers pull records in event order. Once recent invocations show
-the records to be fast (their mean handler time times the record count within
-``INLINE_BUDGET_SECONDS``), the invoking thread runs them inline, and fans out what is left
-only once they prove slow (the budget is spent): a fast batch pays for no thread hand-off.
-The first invocation, and any after a record was left running, fan out from the start.
+the records to be fast (their typical handler time, the median of a batch averaged over
+recent invocations, times the record count within ``INLINE_BUDGET_SECONDS``), the invoking
+thread runs them inline, and fans out what is left only once they prove slow (the budget
+is spent): a fast batch pays for no thread hand-off. The first invocation, and any after a
+record was left running, fan out from the start.
 
 On a FIFO queue the group rule of ``sqsx.ordering`` (the same as the polling worker's)
 applies: groups run side by side,
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,13 +38,13 @@ from sqsx.lanes import AsyncLane, CoroutineRun
 from sqsx.message import Message
 from sqsx_lambda.batch import Batch, Clock, Fate, Job, RecordResult
 
-__all__ = ["BatchRunner", "Fate", "Job", "RecordResult"]
+__all__ = ["BatchRunner", "Fate", "Job", "RecordResult", "typical"]
 
 logger = logging.getLogger(__name__)
 
 #: Records expected to take less than this (seconds, in all) run inline, in the invoking
-#: thread, before any fan-out; the expectation is the mean handler time of recent
-#: invocations times the record count.
+#: thread, before any fan-out; the expectation is the typical handler time of recent
+#: invocations (see ``typical``) times the record count.
 INLINE_BUDGET_SECONDS = 0.002
 _WEIGHT = 0.3  # of the newest batch in the running mean
 _OVERHEAD_ALLOWANCE_SECONDS = 100e-6  # per record, before the sentinel fans out
@@ -86,7 +88,12 @@ class BatchRunner:
         self._mean: float | None = None  # seconds per record, over recent invocations
 
     def run(
-        self, jobs: Sequence[Job], lambda_context: Any, *, ordered_groups: bool
+        self,
+        jobs: Sequence[Job],
+        lambda_context: Any,
+        *,
+        ordered_groups: bool,
+        fan_out: bool = False,
     ) -> list[RecordResult]:
         """Run ``jobs`` and return one result per job, in the same order.
 
@@ -94,23 +101,46 @@ class BatchRunner:
             jobs: the records of one invocation, in event order (``Job.index`` 0, 1...).
             lambda_context: handed to the core and read for the deadline.
             ordered_groups: FIFO semantics (the group rule of ``sqsx.ordering``).
+            fan_out: hand every job to the pool at once (they proved slow inline).
         """
         clock = Clock(lambda_context, self._margin_ms)
         caps = None if self._caps is None else ConcurrencyCaps(self._caps)
         if not ordered_groups:
-            return self._run(Batch(jobs, False, clock, {}, caps), jobs, lambda_context)
+            return self._run(Batch(jobs, False, clock, {}, caps), jobs, lambda_context, fan_out)
         with self._blocked_lock:  # FIFO invocations share the blocked groups: one at a time
             batch = Batch(jobs, True, clock, self._blocked, caps)
-            return self._run(batch, jobs, lambda_context)
+            return self._run(batch, jobs, lambda_context, fan_out)
 
-    def _run(self, batch: Batch, jobs: Sequence[Job], lambda_context: Any) -> list[RecordResult]:
+    def inline_until(self, records: int, *, ordered_groups: bool) -> float | None:
+        """Until when (``time.perf_counter()``) ``records`` may run inline, in the invoking
+        thread, before what is left fans out; ``None`` to fan out from the start (no mean
+        yet, or too slow a one) or when a FIFO group is held back from an earlier one."""
+        if ordered_groups and self._blocked:
+            return None
+        if self._max_threads == 1:
+            return math.inf
+        if self._mean is None or self._mean * records > INLINE_BUDGET_SECONDS:
+            return None
+        return time.perf_counter() + INLINE_BUDGET_SECONDS + records * _OVERHEAD_ALLOWANCE_SECONDS
+
+    def learn(self, mean_seconds: float) -> None:
+        """Fold an invocation's typical handler time per record into the running mean."""
+        self._mean = (
+            mean_seconds
+            if self._mean is None
+            else self._mean + _WEIGHT * (mean_seconds - self._mean)
+        )
+
+    def _run(
+        self, batch: Batch, jobs: Sequence[Job], lambda_context: Any, fan_out: bool = False
+    ) -> list[RecordResult]:
         started = time.perf_counter()
         if self._max_threads == 1:
             self._work(batch, lambda_context)
             if not batch.done.is_set():  # coroutines still running, or a replacement thread
                 self._wait(batch)
         else:
-            expected = None if self._mean is None else self._mean * len(jobs)
+            expected = None if self._mean is None or fan_out else self._mean * len(jobs)
             if expected is not None and expected <= INLINE_BUDGET_SECONDS:
                 # Records known to be fast run inline: a thread hand-off would cost more than
                 # it saves. Once they prove slow after all (the budget is spent, with the
@@ -154,16 +184,19 @@ class BatchRunner:
                 self._lane.cancel_all()  # one invocation at a time: its coroutines only
 
     def _learn(self, results: Iterable[RecordResult], wall_seconds: float) -> None:
-        """Fold this batch's mean handler time into the running mean (warm invocations); a
-        record left running (abandoned) counts as taking the whole batch's time."""
-        times = [
-            r.outcome.handler_seconds if r.outcome is not None else wall_seconds
-            for r in results
-            if r.outcome is not None or r.fate is Fate.ABANDONED
-        ]
+        """Fold this batch's typical handler time into the running mean (warm
+        invocations); a record left running (abandoned) counts as taking the whole batch's
+        time, and makes the batch's mean count."""
+        times = []
+        abandoned = False
+        for r in results:
+            if r.outcome is not None:
+                times.append(r.outcome.handler_seconds)
+            elif r.fate is Fate.ABANDONED:
+                times.append(wall_seconds)
+                abandoned = True
         if times:
-            mean = sum(times) / len(times)
-            self._mean = mean if self._mean is None else self._mean + _WEIGHT * (mean - self._mean)
+            self.learn(sum(times) / len(times) if abandoned else typical(times))
 
     def _fan_out(self, batch: Batch, lambda_context: Any) -> None:
         """Hand the batch's waiting jobs to the pool: a few workers pull them, one future
@@ -230,3 +263,11 @@ class BatchRunner:
             name="sqsx-lambda-spare",
             daemon=True,
         ).start()
+
+
+def typical(seconds: list[float]) -> float:
+    """The (low) median of records' handler times: what the next records are expected to
+    take. Not the mean: a record that waited for the GIL on a busy pool (a no-op handler on
+    10 threads can measure a millisecond), or whose thread the OS preempted, would count as
+    slow and keep a batch of fast records off the inline path."""
+    return sorted(seconds)[(len(seconds) - 1) // 2]

@@ -41,6 +41,16 @@ def make_client(endpoint_url: str, service: str = "sqs", **config: Any) -> Any:
     )
 
 
+@pytest.fixture(scope="module")
+def offline_client() -> Iterator[Any]:
+    """A boto3 SQS client for a port nothing listens on: for code that must make no SQS
+    call (the core's ``process``, queue validation); the module fails if any was made."""
+    client = make_client("http://127.0.0.1:9")
+    counter = CallCounter(client)
+    yield client
+    assert sum(counter.counts.values()) == 0, f"SQS was called: {counter.counts}"
+
+
 @pytest.fixture
 def sqs_client(endpoint_url: str) -> Any:
     return make_client(endpoint_url)

@@ -4,11 +4,10 @@ SQS call, which the client's event hook checks."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import CallCounter, make_client
 
 from sqsx import NoRetry, Outcome, Queue, RawQueue, Retry, Verdict
 from sqsx.codec import encode_kwargs
@@ -16,15 +15,6 @@ from sqsx.message import Message
 
 URL = "http://127.0.0.1:9/000000000000/dispatch"
 SECRET = "s3cr3t-payload-value"
-
-
-@pytest.fixture(scope="module")
-def offline_client() -> Iterator[Any]:
-    """A boto3 SQS client for a port nothing listens on; every call is counted."""
-    client = make_client("http://127.0.0.1:9")
-    counter = CallCounter(client)
-    yield client
-    assert sum(counter.counts.values()) == 0, f"process() called SQS: {counter.counts}"
 
 
 def task_message(

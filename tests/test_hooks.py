@@ -131,8 +131,8 @@ def test_a_hook_that_is_not_a_hook_is_refused_at_construction() -> None:
 def test_only_overridden_methods_are_called() -> None:
     chain = HookChain([Hook()])
     assert not chain.observes and not chain.resolves and not chain.watches_deletes
-    from sqsx.dispatch import TaskDispatcher
     from sqsx.registry import HandlerRegistry
+    from sqsx.routes import TaskDispatcher
 
     dispatcher = TaskDispatcher(URL, BackoffPolicy(1, 1), "retry", HandlerRegistry(), chain)
     assert dispatcher.process(message()).verdict is Verdict.UNPROCESSABLE

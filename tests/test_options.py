@@ -3,26 +3,15 @@ field and the bound. No server: validation happens before any SQS call (the hook
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pydantic
 import pytest
-from conftest import CallCounter, make_client
 
 from sqsx import ConfigurationError, ConsumeOptions, Queue, RawQueue
 from sqsx.options import QueueOptions
 
 URL = "http://127.0.0.1:9/000000000000/options"
-
-
-@pytest.fixture(scope="module")
-def offline_client() -> Iterator[Any]:
-    """A boto3 SQS client for a port nothing listens on; every call is counted."""
-    client = make_client("http://127.0.0.1:9")
-    counter = CallCounter(client)
-    yield client
-    assert sum(counter.counts.values()) == 0, f"validation called SQS: {counter.counts}"
 
 
 def handler(queue_url: str, sqs_message: Any) -> None:

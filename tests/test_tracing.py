@@ -453,6 +453,54 @@ def test_in_lambda_an_async_handler_s_spans_are_children_of_the_invocation_span(
     assert {s.context.trace_id for s in inner} == {invocation.context.trace_id}
 
 
+def test_lambda_records_run_inline_are_traced_on_the_invocation_span(
+    sqs_client: Any, queue_url: str, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    # Given fast records (the inline pass takes them: nothing but the Tracing hook runs
+    # around their handler) and one of a task nobody handles, deleted by the poison policy
+    queue = Queue(
+        url=queue_url, sqs_client=sqs_client, hooks=[Tracing(tracer_provider=provider)],
+        poison_policy="delete",
+    )  # fmt: skip
+    app = provider.get_tracer("app")
+    threads: set[int] = set()
+
+    def fast(context: dict[str, Any], n: int) -> None:
+        threads.add(threading.get_ident())
+        with app.start_as_current_span("inner"):
+            pass
+
+    queue.add_task_handler("fast", fast)
+    for n in range(3):
+        queue.add_task("fast", n=n)
+    Queue(url=queue_url, sqs_client=sqs_client).add_task("nobody", n=0)
+    event = lambda_event(sqs_client, queue_url, 4)
+    handler = LambdaHandler(queue, tracing=True, max_threads=1)
+    try:
+        response = dict(handler(event))
+    finally:
+        handler.close()
+
+    # Then they ran in the invoking thread, their spans are the invocation span's
+    # children, and the unprocessable record is an event on it, by message id
+    assert response == {"batchItemFailures": []}
+    assert threads == {threading.get_ident()}
+    spans = exporter.get_finished_spans()
+    (invocation,) = [s for s in spans if s.name.startswith("process")]
+    inner = [s for s in spans if s.name == "inner"]
+    assert len(inner) == 3
+    assert {s.parent.span_id if s.parent else 0 for s in inner} == {invocation.context.span_id}
+    nobody = next(
+        r["messageId"] for r in event["Records"]
+        if r["messageAttributes"]["TaskName"]["stringValue"] == "nobody"
+    )  # fmt: skip
+    assert [(e.name, dict(e.attributes or {})) for e in invocation.events] == [
+        ("unprocessable message", {"messaging.message.id": nobody})
+    ]
+    assert invocation.status.status_code is StatusCode.ERROR
+    assert (invocation.attributes or {})["messaging.batch.message_count"] == 4
+
+
 def test_each_message_of_a_batch_send_carries_its_own_create_span(
     sqs_client: Any, queue_url: str, provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
