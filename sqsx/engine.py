@@ -123,6 +123,7 @@ class Engine(Receiving, Shutdown, Feeding):
         self._deletes: BatchFlusher
         self._lane: AsyncLane  # ``async def`` handlers' coroutines (``sqsx.lanes``)
         self._feeder: LoopFeeder | None = None  # the loop takes messages itself (``feeding``)
+        self._decode_ahead = False  # set by ``run``
 
     # -- running ---------------------------------------------------------------------------
 
@@ -163,6 +164,9 @@ class Engine(Receiving, Shutdown, Feeding):
         )
         if self._seat is None:
             self._start_feeding()
+        # Receivers decode task bodies ahead for handler threads; not for the event loop,
+        # which is busy anyway (decoding in a receiver just woken from its call costs more)
+        self._decode_ahead = not self._hooks.resolves and self._feeder is None
         threads = [self._spawn(self._timer_loop, "sqsx-timer")]
         own = 0 if self._seat else options.max_threads  # else the seat's shared threads
         threads += [self._spawn(self._handle_loop, f"sqsx-handler-{i}") for i in range(own)]

@@ -74,6 +74,7 @@ class Receiving:
     _dispatcher_async: bool  # an ``async def`` handler: its coroutines need messages too
     _dispatcher: Dispatcher
     _hooks: HookChain
+    _decode_ahead: bool  # decode task bodies as they arrive (``Dispatcher.predecode``)
 
     def _release(self, messages: Sequence[Message]) -> None:  # pragma: no cover - Engine's
         raise NotImplementedError
@@ -213,7 +214,7 @@ class Receiving:
             self._limits.active()
         for message in messages:
             self._keeper.hold(message)
-        if messages and not self._hooks.resolves:  # (a resolved message gets a new body)
+        if messages and self._decode_ahead:  # (not when a hook resolves: a new body)
             self._dispatcher.predecode(messages)
         if messages:
             self._stats.received(len(messages))

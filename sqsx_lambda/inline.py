@@ -2,8 +2,9 @@
 each in one pass through the core's plain lane (``Dispatcher.plain_lane``).
 
 ``LambdaHandler`` takes it when nothing runs around a handler (no hooks that observe or
-resolve messages, no time limit, no concurrency cap, no ``async def`` handler, no EMF
-metrics) and the runner expects the records to be fast (``BatchRunner.inline_until``: one
+resolve messages, no time limit, no concurrency cap, no ``async def`` handler; EMF metrics
+and the ``tracing=True`` invocation span are per invocation and keep it) and the runner
+expects the records to be fast (``BatchRunner.inline_until``: one
 thread, or a recent typical handler time within the inline budget). Each record is converted
 (``read_record``), run through the lane, and kept as its ``Message`` and ``Outcome``: while
 every record is deleted, nothing else is built (no ``Job``, ``Batch`` or ``RecordResult``;
