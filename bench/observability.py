@@ -202,7 +202,8 @@ def hook_cost(quick: bool) -> list[dict[str, Any]]:
     sqs = _simulator()
     url = sqs.create_queue(QueueName="hook-bench")["QueueUrl"]
     event = traced(lambda_fanout.make_event(sqs, url, 100))
-    messages: list[Message] = [read_record(record) for record in event["Records"]]
+    records = event["Records"]
+    messages: list[Message] = [read_record(record) for record in records]
     queue = Queue(url=url, sqs_client=sqs)
     queue.add_task_handler(lambda_fanout.TASK, lambda context, n: None)
     number = 20 if quick else 100
@@ -224,9 +225,12 @@ def hook_cost(quick: bool) -> list[dict[str, Any]]:
             hooks: list[Any] = hooks, run: Any = run, invocation: bool = invocation,
             batch: bool = batch,
         ) -> None:  # fmt: skip
-            if invocation:
-                with hooks[0].invocation_span(messages, "hook-bench", hooked=not batch) as span:
-                    run(span=span if batch else None)
+            if batch:  # the span over the event's records, as LambdaHandler opens it
+                with hooks[0].lambda_span(records, "hook-bench") as span:
+                    run(span=span)
+            elif invocation:
+                with hooks[0].invocation_span(messages, "hook-bench"):
+                    run()
             else:
                 run()
 

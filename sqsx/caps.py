@@ -176,7 +176,7 @@ class ConcurrencyCaps:
         now = time.monotonic()
         back = [Hold(m, self._comeback(t, caps[t], queued[t], now)) for t, m in chosen]
         if back:
-            self._tell(back, queued)
+            self._tell(Counter(t for t, _ in chosen), queued, max(h.seconds for h in back))
             gone = {id(h.item) for h in back}
             kept = [m for m in waiting if id(m) not in gone]
             waiting.clear()
@@ -228,13 +228,11 @@ class ConcurrencyCaps:
         self._next_back[task] = min(due, now + seconds)
         return seconds
 
-    def _tell(self, back: Sequence[Hold[Message]], queued: Mapping[str, int]) -> None:
+    def _tell(self, given_now: Counter[str], queued: Mapping[str, int], longest: int) -> None:
         now = time.monotonic()
-        for task in {task_name_of(h.item) for h in back}:
-            if task is None:
-                continue
+        for task, count in given_now.items():
             logged, given = self._given.get(task, (-_LOG_EVERY_SECONDS, 0))
-            given += sum(task_name_of(h.item) == task for h in back)
+            given += count
             if now - logged < _LOG_EVERY_SECONDS:
                 self._given[task] = (logged, given)
                 continue
@@ -246,7 +244,7 @@ class ConcurrencyCaps:
                 queued[task],
                 given,
                 "" if given == 1 else "s",
-                max(h.seconds for h in back),
+                longest,
             )
 
     def forget(self, messages: Iterable[Message]) -> None:

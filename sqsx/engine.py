@@ -253,13 +253,20 @@ class Engine(Receiving, Shutdown, Feeding):
             self._spawn(self._handle_loop, f"sqsx-handler-{len(self._threads)}")
 
     def _settle(self, message: Message, outcome: Outcome) -> None:
-        if outcome.retry_after is None:
-            self._keeper.let_go(message)
-            if self._hooks.watches_deletes:
-                self._deleting[message.receipt_handle] = message
-            self._deletes.add(BatchEntry(message.message_id, message.receipt_handle))
-        else:
+        entry = self._settled(message, outcome)
+        if entry is not None:
+            self._deletes.add(entry)
+
+    def _settled(self, message: Message, outcome: Outcome) -> BatchEntry | None:
+        """Stop a finished message's heartbeat: the delete to send, or ``None`` once its
+        visibility change is queued (``outcome.retry_after``)."""
+        if outcome.retry_after is not None:
             self._keeper.change(message, outcome.retry_after)
+            return None
+        self._keeper.let_go(message)
+        if self._hooks.watches_deletes:
+            self._deleting[message.receipt_handle] = message
+        return BatchEntry(message.message_id, message.receipt_handle)
 
     def _delete(self, entries: Sequence[BatchEntry]) -> list[EntryFailure]:
         """DeleteMessageBatch, then ``after_delete`` for each entry SQS deleted."""

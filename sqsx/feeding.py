@@ -34,7 +34,6 @@ from sqsx.message import Message
 from sqsx.ordering import Hold
 from sqsx.routes import RawDispatcher, TaskDispatcher
 from sqsx.sqs import BatchEntry
-from sqsx.visibility import VisibilityKeeper
 
 __all__ = ["Feeding", "LoopFeeder", "only_async_handlers"]
 
@@ -90,9 +89,7 @@ class Feeding:
     _dispatcher: Dispatcher
     _hooks: HookChain
     _inbox: Inbox
-    _keeper: VisibilityKeeper
     _deletes: BatchFlusher
-    _deleting: dict[str, Message]
     _lane: AsyncLane
     _feeder: LoopFeeder | None
 
@@ -104,6 +101,9 @@ class Feeding:
 
     def _hold_back(self, held: Sequence[Hold[Message]]) -> None:  # pragma: no cover
         raise NotImplementedError
+
+    def _settled(self, message: Message, outcome: Outcome) -> BatchEntry | None:
+        raise NotImplementedError  # pragma: no cover - Engine's
 
     def _log_held(self, message: Message, held: Sequence[Hold[Message]]) -> None:
         logger.info(
@@ -168,13 +168,9 @@ class Feeding:
             message, outcome = run.received, run.outcome
             assert outcome is not None  # the lane sets it before handing the run over
             try:
-                if outcome.retry_after is None:
-                    self._keeper.let_go(message)
-                    if self._hooks.watches_deletes:
-                        self._deleting[message.receipt_handle] = message
-                    deletes.append(BatchEntry(message.message_id, message.receipt_handle))
-                else:
-                    self._keeper.change(message, outcome.retry_after)
+                entry = self._settled(message, outcome)
+                if entry is not None:
+                    deletes.append(entry)
             except Exception:  # the loop must survive; the message is redelivered later
                 logger.exception(
                     "could not settle message_id=%s queue_url=%s", message.message_id, self._url

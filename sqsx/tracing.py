@@ -207,18 +207,14 @@ class Tracing(Hook):
     # -- Lambda ----------------------------------------------------------------------------
 
     @contextmanager
-    def invocation_span(
-        self, messages: Sequence[Message], name: str, *, hooked: bool = True
-    ) -> Iterator[trace.Span]:
+    def invocation_span(self, messages: Sequence[Message], name: str) -> Iterator[trace.Span]:
         """A CONSUMER span over one Lambda invocation, linked to each message's producer
-        context; current inside the ``with`` block.
-
-        ``hooked``: the records run through this hook, which makes the span current in
-        their threads and records their errors on it (with ``False``, the caller does:
-        ``lambda_span``)."""
+        context; current inside the ``with`` block, and, for the messages that run through
+        this hook meanwhile, in their threads, with their errors recorded on it
+        (``LambdaHandler`` uses ``lambda_span`` instead)."""
         links = [Link(ctx) for ctx in map(producer_context, messages) if ctx is not None]
         with self._batch_span(links, len(messages), name) as span:
-            if self._record_spans or not hooked:
+            if self._record_spans:
                 yield span
                 return
             batch = (span, otel_context.get_current())
