@@ -9,7 +9,14 @@ Two adjustments make programs written for ElasticMQ run unchanged:
   request (ElasticMQ users sign for ``elasticmq``, others for their ``AWS_REGION``) is
   served as ``us-east-1``, as ElasticMQ, which ignores the region, does;
 - the account is ``000000000000``, so ``http://localhost:9324/000000000000/NAME`` URLs
-  resolve.
+  resolve;
+- the changes to a queue's messages are made one at a time: moto serves each request on
+  its own thread and scans and rewrites a queue's message list without a lock, so two
+  concurrent ReceiveMessage calls could both return the same message, and a DeleteMessage
+  could drop a message sent at the same moment. SQS keeps a received message from other
+  consumers for its visibility timeout
+  (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html);
+  a long poll still waits outside the lock, so receivers do not queue behind each other.
 
 Works with every moto 5 (``moto[server]>=5.0,<6``): it uses moto's WSGI application
 (``DomainDispatcherApplication`` and ``create_backend_app``, in every 5.x) and moto's own
@@ -20,10 +27,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import io
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -40,6 +49,18 @@ _SCOPE = re.compile(r"(Credential=[^/,\s]+/\d{8}/)([^/,\s]+)(/)")
 _MIN_MOTO = (5, 0)
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+# moto's SQS backend methods that change a queue's messages; ReceiveMessage is wrapped apart
+_CHANGES = (
+    "send_message",
+    "send_message_batch",
+    "delete_message",
+    "delete_message_batch",
+    "change_message_visibility",
+    "change_message_visibility_batch",
+    "purge_queue",
+)
+_QUEUE_LOCK = threading.RLock()
 
 
 class LocalSqsUnavailable(SqsxError, ImportError):
@@ -95,9 +116,59 @@ def _moto_server() -> tuple[WsgiApp, Callable[..., Any], Any]:
             f"moto {version} has no DomainDispatcherApplication/create_backend_app: the "
             "embedded SQS runs on moto 5 (pip install 'moto[server]>=5.0,<6')"
         ) from err
+    _serialize_message_changes()
     # Without it (moto before 5.2.5) werkzeug's handler serves; it differs only for S3
     # metadata headers with underscores, which SQS does not use.
     return app, make_server, getattr(werkzeug_app, "MotoRequestHandler", None)
+
+
+def _serialize_message_changes() -> None:
+    """Make moto's changes to queue messages one at a time (once per process)."""
+    from moto.sqs.models import SQSBackend
+
+    if getattr(SQSBackend, "_sqsx_serialized", False):
+        return
+    for name in _CHANGES:
+        if hasattr(SQSBackend, name):
+            setattr(SQSBackend, name, _locked(getattr(SQSBackend, name)))
+    setattr(SQSBackend, "receive_message", _receive_locked(SQSBackend.receive_message))  # noqa: B010
+    setattr(SQSBackend, "_sqsx_serialized", True)  # noqa: B010
+
+
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with _QUEUE_LOCK:
+            return method(*args, **kwargs)
+
+    return call
+
+
+def _receive_locked(receive: Callable[..., Any]) -> Callable[..., Any]:
+    """ReceiveMessage as scans without waiting, each under the lock, with the long poll's
+    waits between them outside it."""
+
+    @functools.wraps(receive)
+    def call(
+        backend: Any, queue_name: str, count: int, wait_seconds: int, *args: Any, **kwargs: Any
+    ) -> Any:
+        deadline = time.monotonic() + (wait_seconds or 0)
+        while True:
+            with _QUEUE_LOCK:
+                found = receive(backend, queue_name, count, 0, *args, **kwargs)
+            left = deadline - time.monotonic()
+            if found or left <= 0:
+                return found
+            began = time.monotonic()
+            wait = getattr(backend.get_queue(queue_name), "wait_for_messages", None)
+            if wait is not None:
+                wait(min(left, 1.0))
+            if time.monotonic() - began < 0.005:
+                # no wait_for_messages (moto before 5.1), or visible messages none of which
+                # can be received (their FIFO group is in flight): pause, do not spin
+                time.sleep(min(left, 0.02))
+
+    return call
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:

@@ -59,7 +59,15 @@ def test_sigkill_mid_run_then_restart_loses_nothing(
     assert audit.unfinished == frozenset()
     assert queue_counts(sqs_client, url) == (0, 0, 0)
     assert audit.duplicates <= in_flight, (audit.duplicates, in_flight)
-    assert audit.duplicated <= at_kill.tasks("start", first.pid) | at_kill.tasks("finish")
+    unexplained = audit.duplicated - at_kill.tasks("start", first.pid) - at_kill.tasks("finish")
+    assert not unexplained, (
+        "\n".join(
+            f"{c.event} {c.task_id} pid={c.pid} count={c.receive_count} at={c.at - killed_at:+.3f}s"
+            for c in ledger.calls
+            if c.task_id in unexplained
+        )
+        + f"\nfirst={first.pid} second={second.pid}"
+    )
     print(
         f"\nFAULT-FIGURES sigkill tasks={TASKS} lost={len(audit.unfinished)} "
         f"duplicates={audit.duplicates} handlers_running_at_kill="
