@@ -3,7 +3,7 @@
 Needs the ``local`` extra (``pip install 'sqsx[local]'``). Only the CLI and tests import
 this module; nothing in the runtimes does.
 
-Two adjustments make programs written for ElasticMQ run unchanged:
+Three adjustments; the first two make programs written for ElasticMQ run unchanged:
 
 - one set of queues serves every region: moto keeps queues per signing region, so every
   request (ElasticMQ users sign for ``elasticmq``, others for their ``AWS_REGION``) is
