@@ -166,12 +166,15 @@ def _no_client() -> Any:
                         aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
 
 
-def _fleet(queue_url: str, endpoint_url: str, port: int, record: Path, *extra: str) -> ScriptRun:
-    """``sqsx worker --processes 2 --metrics-port PORT`` on ``queue_url``."""
+def _fleet(
+    queue_url: str, endpoint_url: str, port: int, record: Path, *extra: str,
+    app: str = "cli_app:queue",
+) -> ScriptRun:  # fmt: skip
+    """``sqsx worker APP --processes 2 --metrics-port PORT`` on ``queue_url``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SQSX_", "AWS_"))}
     env["SQSX_TEST_RECORD"] = str(record)
     return ScriptRun(
-        [sys.executable, "-m", "sqsx", "worker", "cli_app:queue", "--app-dir", str(TESTS),
+        [sys.executable, "-m", "sqsx", "worker", app, "--app-dir", str(TESTS),
          "--queue-url", queue_url, "--endpoint-url", endpoint_url, "--polling-wait", "1",
          "--processes", "2", "--metrics-port", str(port), "--progress-interval", "0",
          "--stop-timeout", "1", *extra],
@@ -255,7 +258,10 @@ def test_a_dead_child_s_counters_stay_and_its_gauges_go(
     record = tmp_path / "record.txt"
     port = free_port()
     name = queue_url.rsplit("/", 1)[-1]
-    fleet = _fleet(queue_url, endpoint_url, port, record, "--threads", "1", "--max-messages", "1")
+    fleet = _fleet(
+        queue_url, endpoint_url, port, record, "--threads", "1", "--max-messages", "1",
+        app="cli_app:threads_only",
+    )  # fmt: skip
     in_progress = _key("sqsx_messages_in_progress", queue=name)
     try:
         assert wait_until(lambda: _both_children_started(port), timeout=60, interval=0.2)
