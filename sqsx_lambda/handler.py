@@ -246,7 +246,7 @@ class LambdaHandler:
         if isinstance(ran, InlineRun):  # every record deleted: nothing to change or report
             log_counts(len(records), 0, urls[0])
             if self._metrics is not None:
-                self._metrics.record(ran.results(), urls[0])
+                self._metrics.record_deleted(ran.outcomes, urls[0])
             return ran
         results = ran
         change_visibility(self._client, results, urls, context, self.deadline_margin_ms)

@@ -23,10 +23,10 @@ invocation. A failure to record or to flush is logged and never reaches the resp
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from sqsx.dispatch import Verdict
+from sqsx.dispatch import Outcome, Verdict
 from sqsx_lambda.runner import Fate, RecordResult
 
 if TYPE_CHECKING:
@@ -53,8 +53,28 @@ class InvocationMetrics:
 
     def record(self, results: Sequence[RecordResult], queue_url: str) -> None:
         """Add the counts and durations of ``results`` and flush; never raises."""
+        self._emit(lambda: _tally(results), queue_url)
+
+    def record_deleted(self, outcomes: Sequence[Outcome], queue_url: str) -> None:
+        """``record`` of an invocation whose every record ran and was deleted (the inline
+        pass's ``InlineRun``), read from its outcomes: no ``RecordResult`` is built."""
+        self._emit(lambda: _tally_deleted(outcomes), queue_url)
+
+    def _emit(
+        self, tally: Callable[[], tuple[dict[str, int], list[float]]], queue_url: str
+    ) -> None:
         try:
-            self._add(results, queue_url)
+            from aws_lambda_powertools.metrics import MetricUnit
+
+            counts, durations = tally()
+            metrics = self._metrics
+            metrics.add_dimension(name="queue", value=queue_url.rstrip("/").rsplit("/", 1)[-1])
+            for name, count in counts.items():
+                metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
+            for value in _spread(durations):
+                metrics.add_metric(
+                    name="HandlerDuration", unit=MetricUnit.Milliseconds, value=value
+                )
         except Exception:  # a metrics failure must not fail the batch
             logger.error("could not record metrics queue_url=%s", queue_url, exc_info=True)
         try:
@@ -62,40 +82,46 @@ class InvocationMetrics:
         except Exception:
             logger.error("could not flush metrics queue_url=%s", queue_url, exc_info=True)
 
-    def _add(self, results: Sequence[RecordResult], queue_url: str) -> None:
-        from aws_lambda_powertools.metrics import MetricUnit
 
-        counts = {
-            "RecordsReceived": len(results),
-            "RecordsDeleted": 0,
-            "RecordsRetried": 0,
-            "RecordsUnprocessable": 0,
-            "RecordsSkipped": 0,
-            "RecordsAbandoned": 0,
-        }
-        durations: list[float] = []
-        for result in results:
-            if not result.reported:
-                counts["RecordsDeleted"] += 1
-            if result.fate is Fate.SKIPPED:
-                counts["RecordsSkipped"] += 1
-            elif result.fate is Fate.ABANDONED:
-                counts["RecordsAbandoned"] += 1
-            outcome = result.outcome
-            if outcome is None:
-                continue
-            if outcome.verdict is Verdict.RETRIED:
-                counts["RecordsRetried"] += 1
-            elif outcome.verdict is Verdict.UNPROCESSABLE:
-                counts["RecordsUnprocessable"] += 1
-                continue  # no handler ran
-            durations.append(outcome.handler_seconds * 1000)
-        metrics = self._metrics
-        metrics.add_dimension(name="queue", value=queue_url.rstrip("/").rsplit("/", 1)[-1])
-        for name, count in counts.items():
-            metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
-        for value in _spread(durations):
-            metrics.add_metric(name="HandlerDuration", unit=MetricUnit.Milliseconds, value=value)
+def _counts(received: int, deleted: int) -> dict[str, int]:
+    return {
+        "RecordsReceived": received,
+        "RecordsDeleted": deleted,
+        "RecordsRetried": 0,
+        "RecordsUnprocessable": 0,
+        "RecordsSkipped": 0,
+        "RecordsAbandoned": 0,
+    }
+
+
+def _tally(results: Sequence[RecordResult]) -> tuple[dict[str, int], list[float]]:
+    counts = _counts(len(results), 0)
+    durations: list[float] = []
+    for result in results:
+        if not result.reported:
+            counts["RecordsDeleted"] += 1
+        if result.fate is Fate.SKIPPED:
+            counts["RecordsSkipped"] += 1
+        elif result.fate is Fate.ABANDONED:
+            counts["RecordsAbandoned"] += 1
+        outcome = result.outcome
+        if outcome is None:
+            continue
+        if outcome.verdict is Verdict.RETRIED:
+            counts["RecordsRetried"] += 1
+        elif outcome.verdict is Verdict.UNPROCESSABLE:
+            counts["RecordsUnprocessable"] += 1
+            continue  # no handler ran
+        durations.append(outcome.handler_seconds * 1000)
+    return counts, durations
+
+
+def _tally_deleted(outcomes: Sequence[Outcome]) -> tuple[dict[str, int], list[float]]:
+    counts = _counts(len(outcomes), len(outcomes))
+    unprocessable = Verdict.UNPROCESSABLE
+    durations = [o.handler_seconds * 1000 for o in outcomes if o.verdict is not unprocessable]
+    counts["RecordsUnprocessable"] = len(outcomes) - len(durations)
+    return counts, durations
 
 
 def _spread(values: list[float]) -> list[float]:

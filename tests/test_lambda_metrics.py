@@ -172,3 +172,62 @@ def test_large_batches_record_ten_evenly_spread_durations() -> None:
     assert len(spread) == 10
     assert spread[0] == 0.0 and spread[-1] == 99.0
     assert spread == sorted(spread) and len(set(spread)) == 10
+
+
+def test_a_batch_the_inline_pass_deletes_whole_is_counted_from_its_outcomes(
+    sqs_client: Any,
+    make_queue: Callable[..., str],
+    handlers: Callable[..., LambdaHandler],
+    metrics: Metrics,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given 3 tasks that succeed, 1 NoRetry and 1 with no handler, which the queue deletes
+    url = make_queue()
+    queue = Queue(url=url, sqs_client=sqs_client, poison_policy="delete")
+    queue.add_task_handler("ok", lambda context, n: None)
+    queue.add_task_handler("drop", lambda context, n: (_ for _ in ()).throw(NoRetry()))
+    for task, count in (("ok", 3), ("drop", 1), ("nobody", 1)):
+        for n in range(count):
+            queue.add_task(task, n=n)
+    event = lambda_event(sqs_client, url, 5)
+    capsys.readouterr()
+
+    # When one thread runs the batch (the inline pass: every record deleted, no RecordResult)
+    response = handlers(queue, metrics=metrics, max_threads=1)(event, Deadline(60_000))
+
+    # Then the one document counts the five deleted, one of them unprocessable
+    assert response == {"batchItemFailures": []}
+    (doc,) = emf_documents(capsys.readouterr().out)
+    assert tuple(one(doc, n) for n in NAMES) == (5, 5, 0, 1, 0, 0)
+    assert len(doc["HandlerDuration"]) == 4  # the handlers that ran, not the unreadable one
+
+
+def test_counting_from_outcomes_matches_counting_from_record_results(
+    metrics: Metrics, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the outcomes of an all-deleted invocation, as the inline pass returns them
+    from sqsx.message import Message
+    from sqsx.outcome import Outcome, Verdict
+    from sqsx_lambda.inline import InlineRun
+    from sqsx_lambda.metrics import InvocationMetrics
+
+    verdicts = [Verdict.SUCCEEDED] * 12 + [Verdict.NO_RETRY, Verdict.UNPROCESSABLE]
+    outcomes = [Outcome(v, None, handler_seconds=n / 1000) for n, v in enumerate(verdicts)]
+    messages = [
+        Message.from_boto3({"MessageId": str(n), "ReceiptHandle": str(n), "Body": "{}"})
+        for n in range(14)
+    ]
+    ran = InlineRun(messages, outcomes)
+    recorder = InvocationMetrics(metrics)
+    capsys.readouterr()
+
+    # When it is recorded from its outcomes, and from its RecordResults
+    recorder.record_deleted(ran.outcomes, "http://127.0.0.1:1/000000000000/q")
+    recorder.record(ran.results(), "http://127.0.0.1:1/000000000000/q")
+
+    # Then both documents are the same but for their timestamps
+    first, second = emf_documents(capsys.readouterr().out)
+    for doc in (first, second):
+        doc["_aws"].pop("Timestamp")
+    assert first == second
+    assert tuple(one(first, n) for n in NAMES) == (14, 14, 0, 1, 0, 0)
