@@ -147,12 +147,15 @@ def lambda_overhead(quick: bool, repeats: int) -> list[dict[str, Any]]:
 
 
 def traced(event: dict[str, Any]) -> dict[str, Any]:
-    """``event`` with a W3C ``traceparent`` on every record, as a traced producer sends."""
+    """``event`` with a W3C ``traceparent`` on every record, as a traced producer sends, in
+    the shape Lambda delivers a string attribute (empty ``stringListValues`` and
+    ``binaryListValues`` included; https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html)."""
     records = []
     for n, record in enumerate(event["Records"]):
         value = f"00-{n + 1:032x}-{n + 1:016x}-01"
-        attributes = {**record.get("messageAttributes", {}),
-                      "traceparent": {"stringValue": value, "dataType": "String"}}  # fmt: skip
+        traceparent = {"stringValue": value, "stringListValues": [], "binaryListValues": [],
+                       "dataType": "String"}  # fmt: skip
+        attributes = {**record.get("messageAttributes", {}), "traceparent": traceparent}
         records.append({**record, "messageAttributes": attributes})
     return {"Records": records}
 
@@ -315,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     only = args.only
     polled = polling_overhead(args.quick, repeats) if only in (None, "polling") else []
     lambdas = (
-        lambda_overhead(args.quick, 1 if args.quick else 5) if only in (None, "lambda") else []
+        lambda_overhead(args.quick, 1 if args.quick else 15) if only in (None, "lambda") else []
     )
     hooks = hook_cost(args.quick) if only in (None, "hooks") else []
     print(markdown(polled, lambdas, hooks))
