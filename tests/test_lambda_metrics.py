@@ -48,6 +48,17 @@ def emf_documents(out: str) -> list[dict[str, Any]]:
     return docs
 
 
+def _send(queue: Queue, **counts: int) -> None:
+    """Register ``ok`` (succeeds), ``again`` (raises Retry) and ``drop`` (raises NoRetry) on
+    ``queue`` and send ``counts[task]`` tasks of each named task (``nobody`` has no handler)."""
+    queue.add_task_handler("ok", lambda context, n: None)
+    queue.add_task_handler("again", lambda context, n: (_ for _ in ()).throw(Retry()))
+    queue.add_task_handler("drop", lambda context, n: (_ for _ in ()).throw(NoRetry()))
+    for task, count in counts.items():
+        for n in range(count):
+            queue.add_task(task, n=n)
+
+
 @pytest.fixture
 def metrics() -> Iterator[Metrics]:
     found = Metrics(namespace="SqsxTest", service="orders")
@@ -66,12 +77,7 @@ def test_one_document_per_invocation_counts_each_fate(
     # Given 4 tasks that succeed, 2 that raise Retry, 1 NoRetry and 1 with no handler
     url = make_queue()
     queue = Queue(url=url, sqs_client=sqs_client, min_backoff_seconds=1, max_backoff_seconds=1)
-    queue.add_task_handler("ok", lambda context, n: None)
-    queue.add_task_handler("again", lambda context, n: (_ for _ in ()).throw(Retry()))
-    queue.add_task_handler("drop", lambda context, n: (_ for _ in ()).throw(NoRetry()))
-    for task, count in (("ok", 4), ("again", 2), ("drop", 1), ("nobody", 1)):
-        for n in range(count):
-            queue.add_task(task, n=n)
+    _send(queue, ok=4, again=2, drop=1, nobody=1)
     event = lambda_event(sqs_client, url, 8)
     capsys.readouterr()
 
@@ -184,11 +190,7 @@ def test_a_batch_the_inline_pass_deletes_whole_is_counted_from_its_outcomes(
     # Given 3 tasks that succeed, 1 NoRetry and 1 with no handler, which the queue deletes
     url = make_queue()
     queue = Queue(url=url, sqs_client=sqs_client, poison_policy="delete")
-    queue.add_task_handler("ok", lambda context, n: None)
-    queue.add_task_handler("drop", lambda context, n: (_ for _ in ()).throw(NoRetry()))
-    for task, count in (("ok", 3), ("drop", 1), ("nobody", 1)):
-        for n in range(count):
-            queue.add_task(task, n=n)
+    _send(queue, ok=3, drop=1, nobody=1)
     event = lambda_event(sqs_client, url, 5)
     capsys.readouterr()
 
