@@ -94,7 +94,8 @@ def where(context: dict[str, Any], n: int, seconds: float = 0.0) -> None:
 
 queue.add_task_handler("where", where)
 
-# No ``async def`` handler: a worker of one thread has one receiver (with one, it would
-# have receivers for ``--max-async`` coroutines too, and room for as many more messages).
+# No ``async def`` handler: a worker of one thread has one receiver. (With an async handler
+# registered, as on ``queue``, it has receivers for ``--max-async`` coroutines too, and
+# room for as many more messages.)
 threads_only = Queue(url=f"{_UNUSED}/000000000000/threads-only", sqs_client=sqs_client)
 threads_only.add_task_handler("block", block)
