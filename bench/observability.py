@@ -240,18 +240,20 @@ def hook_cost(quick: bool) -> list[dict[str, Any]]:
         runs[name] = one
     best = dict.fromkeys(runs, float("inf"))
     for _ in range(9):  # the sets interleaved, so that a burst of load hits them alike
-        for name, one in runs.items():
-            taken = min(timeit.repeat(one, timer=time.process_time, number=number, repeat=1))
+        for name, timed in runs.items():
+            taken = min(timeit.repeat(timed, timer=time.process_time, number=number, repeat=1))
             best[name] = min(best[name], taken)
-    rows = [{"hooks": name, "us": taken / number / 100 * 1e6} for name, taken in best.items()]
+    rows: list[dict[str, Any]] = [
+        {"hooks": name, "us": taken / number / 100 * 1e6} for name, taken in best.items()
+    ]
     outcome = queue.dispatcher.process(messages[0], None, runtime="lambda")
     results = [RecordResult(messages[0], Fate.DONE, outcome)] * 100
     emf = _emf_recorder()
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-        best = min(timeit.repeat(lambda: emf.record(results, url), timer=time.process_time,
-                                 number=number, repeat=7))  # fmt: skip
+        emf_best = min(timeit.repeat(lambda: emf.record(results, url), timer=time.process_time,
+                                     number=number, repeat=7))  # fmt: skip
     rows.append(
-        {"hooks": "EMF (per record of a 100-record batch)", "us": best / number / 100 * 1e6}
+        {"hooks": "EMF (per record of a 100-record batch)", "us": emf_best / number / 100 * 1e6}
     )
     base = rows[0]["us"]
     for row in rows:

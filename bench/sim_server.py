@@ -36,7 +36,8 @@ class _Handler(BaseHTTPRequestHandler):
         request = json.loads(self.rfile.read(length) or b"{}")
         operation = (self.headers.get("X-Amz-Target") or "").rpartition(".")[2]
         method = getattr(self.sqs, _CAMEL.sub("_", operation).lower(), None)
-        status, payload = 200, {}
+        status = 200
+        payload: dict[str, Any] = {}
         if method is None:
             status, payload = 400, {"__type": "InvalidAction", "message": operation}
         else:
