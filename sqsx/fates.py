@@ -46,7 +46,7 @@ class Fates:
     ) -> Outcome:
         """The outcome of a handler that returned (``err`` is ``None``) or raised ``err``."""
         if err is None:
-            return Outcome(Verdict.SUCCEEDED, None, "", elapsed)
+            return Outcome.succeeded(elapsed)
         if isinstance(err, NoRetry):
             logger.info(
                 "NoRetry raised, deleting message_id=%s task=%s queue_url=%s",

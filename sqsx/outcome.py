@@ -42,6 +42,11 @@ class Outcome:
     late: bool = False
     error: BaseException | None = field(default=None, compare=False, repr=False)
 
+    @classmethod
+    def succeeded(cls, handler_seconds: float) -> Outcome:
+        """The outcome of a handler that returned: delete the message."""
+        return cls(Verdict.SUCCEEDED, None, "", handler_seconds)
+
     @property
     def delete(self) -> bool:
         """True when the message is done with and must be deleted."""

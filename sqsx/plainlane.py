@@ -9,12 +9,18 @@ time-limit guard, the abandon callback, the async lane), so a runtime that runs 
 records (``sqsx_lambda``) pays only for the work. The fates are the same ``Fates`` calls
 as ``begin``'s, so both give the same ``Outcome`` for the same message;
 ``Dispatcher.plain_lane`` says when a lane may be used.
+
+A lane runs in two steps, so that a runtime with many fast records builds nothing for the
+usual one: ``attempt(raw, lambda_context)`` runs the message in boto3's shape and returns
+its handler's seconds when it succeeded (its ``Outcome`` is then ``Outcome.succeeded``'s,
+no fate table needed), else a ``Miss``; ``judge(message, miss)`` gives a miss its fate.
+``lane(message, lambda_context)`` does both.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from sqsx.clip import shown
@@ -26,7 +32,7 @@ from sqsx.outcome import Outcome
 from sqsx.registry import HandlerRegistry
 from sqsx.signature import signature_of
 
-__all__ = ["PLAIN_RESULTS", "PlainLane", "RawLane", "TaskLane"]
+__all__ = ["PLAIN_RESULTS", "Miss", "PlainLane", "RawLane", "TaskLane"]
 
 #: What handlers usually return: not awaitable, no need to look closer.
 PLAIN_RESULTS = (str, bytes, int, float, bool, dict, list, tuple)
@@ -35,38 +41,95 @@ PLAIN_RESULTS = (str, bytes, int, float, bool, dict, list, tuple)
 #: run to completion, a generator refused): the dispatcher's ``_finish``.
 FinishFn = Callable[[object, None], None]
 
+#: ``TaskSignature.bind``: ``bind(task_name, kwargs) -> kwargs`` to call the handler with.
+_BindFn = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+class Miss:
+    """A message that did not simply succeed in a lane's ``attempt``: what ``judge`` needs.
+
+    Attributes:
+        error: what was raised (``None``: the handler returned, but its fate is the fate
+            table's to say).
+        label: the task name (``"<raw>"`` for a raw queue); ``None`` when the message failed
+            before its handler (undecodable, unknown task, kwargs that do not fit).
+        handler_seconds: how long the handler ran (0 when it did not run).
+    """
+
+    __slots__ = ("error", "handler_seconds", "label")
+
+    def __init__(
+        self, error: BaseException | None, label: str | None, handler_seconds: float = 0.0
+    ) -> None:
+        self.error = error
+        self.label = label
+        self.handler_seconds = handler_seconds
+
 
 class PlainLane(Protocol):
     """``lane(message, lambda_context) -> Outcome``; never raises for anything the
-    message or its handler does."""
+    message or its handler does. ``attempt`` and ``judge`` are its two steps."""
 
     def __call__(self, message: Message, lambda_context: Any, /) -> Outcome: ...
 
+    def attempt(self, raw: Mapping[str, Any], lambda_context: Any, /) -> float | Miss:
+        """Run the message ``raw``: its handler's seconds when it succeeded, else a
+        ``Miss`` for ``judge``."""
+        ...
 
-class TaskLane:
+    def judge(self, message: Message, miss: Miss, /) -> Outcome:
+        """The fate of a ``Miss`` of ``message`` (whose ``raw`` was attempted)."""
+        ...
+
+
+class _Lane:
+    __slots__ = ("_fates", "_finish", "_url")
+
+    def __init__(self, queue_url: str, fates: Fates, finish: FinishFn) -> None:
+        self._url = queue_url
+        self._fates = fates
+        self._finish = finish
+
+    def __call__(self, message: Message, lambda_context: Any, /) -> Outcome:
+        got = self.attempt(message.raw, lambda_context)
+        if type(got) is float:
+            return Outcome.succeeded(got)
+        assert isinstance(got, Miss)
+        return self.judge(message, got)
+
+    def attempt(self, raw: Mapping[str, Any], lambda_context: Any, /) -> float | Miss:
+        raise NotImplementedError
+
+    def judge(self, message: Message, miss: Miss, /) -> Outcome:
+        if miss.label is None:
+            assert isinstance(miss.error, Exception)
+            return self._fates.unreadable(message, miss.error)
+        return self._fates.handled(message, miss.label, miss.error, miss.handler_seconds)
+
+
+class TaskLane(_Lane):
     """The plain lane of a ``TaskDispatcher``: ``registry[TaskName](context, **kwargs)``."""
 
-    __slots__ = ("_fates", "_finish", "_registry", "_url")
+    __slots__ = ("_bound", "_registry")
 
     def __init__(
         self, queue_url: str, fates: Fates, registry: HandlerRegistry, finish: FinishFn
     ) -> None:
-        self._url = queue_url
-        self._fates = fates
+        super().__init__(queue_url, fates, finish)
         self._registry = registry
-        self._finish = finish
+        # task name -> its handler and bind, looked up once per lane (a lane is asked for
+        # per batch, so a handler registered since is seen by the next one)
+        self._bound: dict[str, tuple[Callable[..., Any], _BindFn]] = {}
 
-    def __call__(self, message: Message, lambda_context: Any, /) -> Outcome:
-        raw = message.raw
+    def attempt(self, raw: Mapping[str, Any], lambda_context: Any, /) -> float | Miss:
         try:
             name = task_name_of(raw.get("MessageAttributes"))
             kwargs = decode_kwargs(raw.get("Body"))
-            handler = self._registry.get(name)
-            if handler is None:
-                raise UnknownTaskError(f"no handler registered for task {shown(name)}")
-            kwargs = signature_of(handler).bind(name, kwargs)
+            found = self._bound.get(name) or self._look_up(name)
+            handler = found[0]
+            kwargs = found[1](name, kwargs)
         except Exception as err:
-            return self._fates.unreadable(message, err)
+            return Miss(err, None)
         context: dict[str, Any] = {"queue_url": self._url, "task_name": name, "sqs_message": raw}
         if lambda_context is not None:
             context["lambda_context"] = lambda_context
@@ -76,29 +139,34 @@ class TaskLane:
             if result is not None and not isinstance(result, PLAIN_RESULTS):
                 self._finish(result, None)
         except BaseException as err:  # as ``begin``: the fate table sorts it out
-            return self._fates.handled(message, name, err, time.perf_counter() - started)
-        return self._fates.handled(message, name, None, time.perf_counter() - started)
+            return Miss(err, name, time.perf_counter() - started)
+        return time.perf_counter() - started
+
+    def _look_up(self, name: str) -> tuple[Callable[..., Any], _BindFn]:
+        handler = self._registry.get(name)
+        if handler is None:
+            raise UnknownTaskError(f"no handler registered for task {shown(name)}")
+        found = self._bound[name] = (handler, signature_of(handler).bind)
+        return found
 
 
-class RawLane:
+class RawLane(_Lane):
     """The plain lane of a ``RawDispatcher``: ``handler(queue_url, sqs_message)``."""
 
-    __slots__ = ("_fates", "_finish", "_handler", "_url")
+    __slots__ = ("_handler",)
 
     def __init__(
         self, queue_url: str, fates: Fates, handler: Callable[..., Any], finish: FinishFn
     ) -> None:
-        self._url = queue_url
-        self._fates = fates
+        super().__init__(queue_url, fates, finish)
         self._handler = handler
-        self._finish = finish
 
-    def __call__(self, message: Message, lambda_context: Any, /) -> Outcome:
+    def attempt(self, raw: Mapping[str, Any], lambda_context: Any, /) -> float | Miss:
         started = time.perf_counter()
         try:
-            result = self._handler(self._url, message.raw)
+            result = self._handler(self._url, raw)
             if result is not None and not isinstance(result, PLAIN_RESULTS):
                 self._finish(result, None)
         except BaseException as err:
-            return self._fates.handled(message, "<raw>", err, time.perf_counter() - started)
-        return self._fates.handled(message, "<raw>", None, time.perf_counter() - started)
+            return Miss(err, "<raw>", time.perf_counter() - started)
+        return time.perf_counter() - started

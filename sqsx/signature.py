@@ -49,6 +49,12 @@ class TaskSignature:
         # Untyped and plain: kwargs naming exactly its parameters need no closer look.
         shape = self._shape
         self._exact = shape.names if shape is not None and self._model is None else None
+        # Untyped ``fn(context, **kwargs)``: any kwargs bind but one naming the context.
+        self._open = (
+            shape.context
+            if shape is not None and shape.extra and not shape.names and self._model is None
+            else None
+        )
 
     def bind(self, task_name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The kwargs to call the handler with (converted when it is typed).
@@ -58,6 +64,8 @@ class TaskSignature:
         """
         if self._exact is not None and type(kwargs) is dict and kwargs.keys() == self._exact:
             return kwargs  # every parameter given by name, nothing else: it binds as it is
+        if self._open is not None and type(kwargs) is dict and self._open not in kwargs:
+            return kwargs
         if self._signature is None:
             return dict(kwargs)
         problem = (

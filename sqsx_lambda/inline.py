@@ -38,11 +38,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqsx.dispatch import Outcome
 from sqsx.message import Message
+from sqsx.outcome import Outcome
 from sqsx.plainlane import PlainLane
 from sqsx_lambda.batch import Fate, Job, RecordResult
-from sqsx_lambda.records import RecordError, read_record
+from sqsx_lambda.records import RecordError, message_of, read_record, usual_to_boto3
 from sqsx_lambda.runner import BatchRunner, typical
 
 __all__ = ["InlinePass", "InlineRun"]
@@ -50,16 +50,39 @@ __all__ = ["InlinePass", "InlineRun"]
 
 @dataclass(slots=True)
 class InlineRun:
-    """An invocation whose records were all run inline and all deleted."""
+    """An invocation whose records were all run inline and all deleted.
 
-    messages: list[Message]
-    outcomes: list[Outcome]
+    Attributes:
+        records: the invocation's records.
+        ran: per record, in order: its handler's seconds when it succeeded (its message
+            and ``Outcome`` are built only when asked), else its message and outcome.
+    """
+
+    records: Sequence[Mapping[str, Any]]
+    ran: list[float | tuple[Message, Outcome]]
+
+    @property
+    def outcomes(self) -> list[Outcome]:
+        """Each record's ``Outcome``, in order."""
+        return [Outcome.succeeded(r) if type(r) is float else r[1] for r in self.ran]  # type: ignore[index]
+
+    def judged(self) -> list[tuple[Message, Outcome]]:
+        """The records that did not simply succeed (``NoRetry``, a poison record deleted),
+        as their message and outcome, in order."""
+        return [r for r in self.ran if type(r) is tuple]
+
+    def pairs(self) -> list[tuple[Message, Outcome]]:
+        """Each record that ran, as its message and outcome, in order."""
+        return [
+            (read_record(record), Outcome.succeeded(r)) if type(r) is float else r  # type: ignore[misc]
+            for record, r in zip(self.records, self.ran, strict=False)
+        ]
 
     def results(self) -> list[RecordResult]:
         """One ``RecordResult`` per record, in order (built only when asked)."""
         return [
             RecordResult(message, Fate.DONE, outcome, outcome.reason)
-            for message, outcome in zip(self.messages, self.outcomes, strict=True)
+            for message, outcome in self.pairs()
         ]
 
 
@@ -103,8 +126,8 @@ class InlinePass:
         if not callable(remaining):
             remaining = _no_deadline
         margin_ms = self._margin_ms
-        messages: list[Message] = []
-        outcomes: list[Outcome] = []
+        attempt, judge = lane.attempt, lane.judge
+        ran: list[float | tuple[Message, Outcome]] = []
         clean = True
         started, cpu_started = time.perf_counter(), time.thread_time()
         patience = until - started
@@ -117,43 +140,57 @@ class InlinePass:
                 until = now + patience - waited
             if remaining() <= margin_ms:
                 break
-            try:
-                message = read_record(record)
-            except RecordError as err:
-                message = err.envelope
-                outcome = self._refuse(err)
+            raw = usual_to_boto3(record)
+            if raw is not None:
+                got = attempt(raw, lambda_context)
+                if type(got) is float:  # it succeeded: nothing more to build
+                    ran.append(got)
+                    continue
+                message = message_of(raw)
+                outcome = judge(message, got)  # type: ignore[arg-type]
             else:
-                outcome = lane(message, lambda_context)
-            messages.append(message)
-            outcomes.append(outcome)
+                message, outcome = self._unusual(lane, record, lambda_context)
+            ran.append((message, outcome))
             if outcome.retry_after is not None:
                 clean = False
                 if ordered_groups:
                     break
-        done = len(outcomes)
-        if done:  # the records' typical time, the share of it they waited
-            wall = time.perf_counter() - started
-            share = 1 - min((time.thread_time() - cpu_started) / wall, 1) if wall > 0 else 1
-            self._runner.learn(typical([o.handler_seconds for o in outcomes]) * share)
-        if clean and done == len(records):
-            return InlineRun(messages, outcomes)
-        return self._hand_over(messages, outcomes, records, lambda_context, ordered_groups)
+        if ran:
+            self._learn(ran, started, cpu_started)
+        run = InlineRun(records, ran)
+        if clean and len(ran) == len(records):
+            return run
+        return self._hand_over(run, lambda_context, ordered_groups)
+
+    def _unusual(
+        self, lane: PlainLane, record: Mapping[str, Any], lambda_context: Any
+    ) -> tuple[Message, Outcome]:
+        """A record not in Lambda's usual shape: converted field by field, or refused."""
+        try:
+            message = read_record(record)
+        except RecordError as err:
+            return err.envelope, self._refuse(err)
+        return message, lane(message, lambda_context)
+
+    def _learn(
+        self, ran: list[float | tuple[Message, Outcome]], started: float, cpu_started: float
+    ) -> None:
+        """Teach the runner the records' typical time times the share of it they waited."""
+        wall = time.perf_counter() - started
+        share = 1 - min((time.thread_time() - cpu_started) / wall, 1) if wall > 0 else 1
+        seconds = [r if type(r) is float else r[1].handler_seconds for r in ran]  # type: ignore[index]
+        self._runner.learn(typical(seconds) * share)
 
     def _hand_over(
-        self,
-        messages: list[Message],
-        outcomes: list[Outcome],
-        records: Sequence[Mapping[str, Any]],
-        lambda_context: Any,
-        ordered_groups: bool,
+        self, run: InlineRun, lambda_context: Any, ordered_groups: bool
     ) -> list[RecordResult]:
-        done = len(outcomes)
-        results = InlineRun(messages, outcomes).results()
+        records, done = run.records, len(run.ran)
+        results = run.results()
         jobs: list[Job] = []
-        failed = done and outcomes[-1].retry_after is not None
+        failed = done and results[-1].reported
         if ordered_groups and failed:  # the group gate must see it fail, to hold its group
-            results.pop()
-            jobs.append(Job(done - 1, messages[-1], outcomes[-1]))
+            last = results.pop()
+            jobs.append(Job(done - 1, last.message, last.outcome))
         jobs += [self._job(index, records[index]) for index in range(done, len(records))]
         if jobs:
             slow = not (ordered_groups and failed)  # the budget or the deadline ran out

@@ -20,21 +20,22 @@ from sqsx.codec import is_object
 from sqsx.exceptions import SqsxError, UnprocessableMessageError
 from sqsx.message import Message, receive_count_of
 from sqsx_lambda.queues import arn_parts, queue_url_for, queue_url_from_arn
+from sqsx_lambda.usual import SQS_EVENT_SOURCE, usual_records, usual_to_boto3
 
 __all__ = [
     "EventError",
     "RecordError",
     "envelope",
+    "message_of",
     "queue_url_for",
     "queue_url_from_arn",
     "read_record",
     "records_of",
     "to_boto3",
     "to_lambda",
+    "usual_to_boto3",
 ]
 
-#: ``eventSource`` of a record delivered by an SQS event source mapping.
-SQS_EVENT_SOURCE = "aws:sqs"
 
 # Lambda attribute key -> boto3 attribute key, for message attribute values.
 _VALUE_KEYS = (
@@ -92,6 +93,8 @@ def records_of(event: object) -> Sequence[Mapping[str, Any]]:
         )
     if not isinstance(records, Sequence) or isinstance(records, str | bytes):
         raise EventError(f"the event's 'Records' is a {type(records).__name__}, not a list")
+    if usual_records(records):
+        return records
     for index, record in enumerate(records):
         if not is_object(record):
             raise EventError(f"Records[{index}] is a {type(record).__name__}, not an object")
@@ -136,12 +139,17 @@ def read_record(record: Mapping[str, Any]) -> Message:
     Raises:
         RecordError: the record cannot be converted; its ``envelope`` still identifies it.
     """
-    raw = _usual_to_boto3(record)
+    raw = usual_to_boto3(record)
     if raw is None:
         try:
             raw = to_boto3(record)
         except ValueError as err:
             raise RecordError(str(err), envelope(record)) from err
+    return message_of(raw)
+
+
+def message_of(raw: dict[str, Any]) -> Message:
+    """The ``Message`` of ``raw``, a record converted by ``to_boto3``."""
     attributes = raw["Attributes"]
     count = attributes.get("ApproximateReceiveCount")
     if type(count) is str and count.isdecimal():  # what int() takes: "1", "2"...
@@ -195,58 +203,6 @@ def to_boto3(record: Mapping[str, Any]) -> dict[str, Any]:
             str(name): _attribute_to_boto3(str(name), value)
             for name, value in message_attributes.items()
         }
-    return message
-
-
-def _usual_to_boto3(record: Mapping[str, Any]) -> dict[str, Any] | None:
-    """``to_boto3`` of a record as Lambda delivers it (every field there with its JSON type,
-    string message attributes), read by subscripts; ``None`` for any other record (then
-    ``to_boto3`` reads it field by field, and says what is wrong)."""
-    try:
-        handle = record["receiptHandle"]
-        body = record["body"]
-        attributes = record["attributes"]
-        message_attributes = record["messageAttributes"]
-        message_id = record["messageId"]
-        md5_of_body = record["md5OfBody"]
-        if not (
-            type(handle) is str
-            and handle
-            and type(body) is str
-            and type(attributes) is dict
-            and type(message_attributes) is dict
-            and type(message_id) is str
-            and type(md5_of_body) is str
-        ):
-            return None
-        converted = {}
-        for name, value in message_attributes.items():
-            string, data_type = value["stringValue"], value["dataType"]
-            if not (
-                type(name) is str
-                and type(string) is str
-                and string
-                and type(data_type) is str
-                and data_type
-            ) or (
-                value["stringListValues"] or value["binaryListValues"] or value.get("binaryValue")
-            ):
-                return None
-            converted[name] = {"DataType": data_type, "StringValue": string}
-    except (KeyError, TypeError):  # a field missing, or not an object
-        return None
-    message: dict[str, Any] = {
-        "MessageId": message_id,
-        "ReceiptHandle": handle,
-        "MD5OfBody": md5_of_body,
-        "Body": body,
-        "Attributes": _strings(attributes),
-    }
-    md5_of_attributes = record.get("md5OfMessageAttributes")
-    if md5_of_attributes:
-        message["MD5OfMessageAttributes"] = md5_of_attributes
-    if converted:
-        message["MessageAttributes"] = converted
     return message
 
 

@@ -59,7 +59,7 @@ def invocation_span(
 def trace_failures(tracing: Tracing, span: Span, ran: InlineRun | list[RecordResult]) -> None:
     """Put on ``span`` what went wrong with the records of ``ran``."""
     pairs: Iterable[tuple[Message, Outcome]] = (
-        zip(ran.messages, ran.outcomes, strict=True)
+        ran.judged()  # a success has nothing to put on the span
         if isinstance(ran, InlineRun)
         else ((r.message, r.outcome) for r in ran if r.outcome is not None)
     )

@@ -134,11 +134,30 @@ def sqs_record(**fields: Any) -> dict[str, Any]:
             r"Records\[0\] has no messageId",
             id="record-without-id",
         ),
+        pytest.param(
+            {"Records": [sqs_record(), sqs_record(messageId=42)]},
+            r"Records\[1\] has no messageId",
+            id="record-with-a-number-id",
+        ),
+        pytest.param(
+            {"Records": [{k: v for k, v in sqs_record().items() if k != "eventSource"}]},
+            r"Records\[0\] has eventSource None",
+            id="record-without-source",
+        ),
     ],
 )
 def test_an_event_that_is_not_an_sqs_event_is_refused_by_name(event: Any, message: str) -> None:
     with pytest.raises(EventError, match=message):
         records_of(event)
+
+
+def test_records_that_are_mappings_but_not_dicts_are_read_as_records() -> None:
+    # Given an event whose records are read-only mappings, not dicts (the C-loop check's miss)
+    from types import MappingProxyType
+
+    records = [MappingProxyType(sqs_record()), sqs_record()]
+    # Then they are still SQS records, checked one by one
+    assert list(records_of({"Records": records})) == records
 
 
 def test_an_empty_records_list_is_a_valid_event() -> None:

@@ -17,6 +17,7 @@ from sqsx.codec import encode_kwargs
 from sqsx.hooks import Hook, Processing
 from sqsx.message import Message
 from sqsx.outcome import Outcome
+from sqsx.plainlane import Miss
 
 URL = "http://127.0.0.1:9/000000000000/plain"
 
@@ -149,6 +150,28 @@ def test_the_plain_lane_decides_as_process_does(
         assert seen.contexts[0] == seen.contexts[1]
         assert seen.contexts[0]["sqs_message"] is msg.raw
         assert seen.contexts[0]["lambda_context"] == "lambda-context"
+
+
+@pytest.mark.parametrize("msg", CASES)
+def test_attempt_gives_a_success_its_seconds_and_judge_the_rest_their_fate(
+    offline_client: Any, msg: Message
+) -> None:
+    # Given the lanes of two like queues, so that each handler runs once per lane
+    lanes = [task_queue(offline_client, Seen()).dispatcher.plain_lane() for _ in range(2)]
+    first, second = lanes
+    assert first is not None and second is not None
+
+    # When the message is attempted on one and run whole on the other
+    got = first.attempt(msg.raw, None)
+    whole = second(msg, None)
+
+    # Then a success is its handler's seconds, anything else a Miss that judges as the lane
+    if isinstance(got, float):
+        assert whole == Outcome.succeeded(whole.handler_seconds)
+        assert got >= 0
+    else:
+        assert isinstance(got, Miss)
+        same(first.judge(msg, got), whole)
 
 
 def test_a_raw_queue_lane_decides_as_process_does(offline_client: Any) -> None:

@@ -51,6 +51,10 @@ def test_the_error_names_the_task_and_the_argument() -> None:
         signature_of(plain).bind("t", {"a": 1, "z": 2})
     with pytest.raises(TaskArgumentsError, match="multiple values for argument 'context'"):
         signature_of(extra).bind("t", {"a": 1, "context": 2})
+    only_kwargs = signature_of(lambda ctx, **kwargs: None)
+    assert only_kwargs.bind("t", {"a": 1, "b": [2]}) == {"a": 1, "b": [2]}
+    with pytest.raises(TaskArgumentsError, match="multiple values for argument 'ctx'"):
+        only_kwargs.bind("t", {"a": 1, "ctx": 2})
 
 
 def typed(
