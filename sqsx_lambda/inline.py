@@ -45,7 +45,13 @@ from sqsx_lambda.batch import Fate, Job, RecordResult
 from sqsx_lambda.records import RecordError, message_of, read_record, usual_to_boto3
 from sqsx_lambda.runner import BatchRunner, typical
 
-__all__ = ["InlinePass", "InlineRun"]
+__all__ = ["InlinePass", "InlineRun", "Ran"]
+
+
+#: One record that ran inline: the message ``attempt`` ran and its handler's seconds when it
+#: succeeded (its ``Message`` and ``Outcome`` are built only when asked), else its
+#: ``Message`` and ``Outcome``.
+Ran = tuple[dict[str, Any], float] | tuple[Message, Outcome]
 
 
 @dataclass(slots=True)
@@ -54,29 +60,34 @@ class InlineRun:
 
     Attributes:
         records: the invocation's records.
-        ran: per record, in order: its handler's seconds when it succeeded (its message
-            and ``Outcome`` are built only when asked), else its message and outcome.
+        ran: per record that ran, in order, its ``Ran``.
     """
 
     records: Sequence[Mapping[str, Any]]
-    ran: list[float | tuple[Message, Outcome]]
+    ran: list[Ran]
 
     @property
     def outcomes(self) -> list[Outcome]:
         """Each record's ``Outcome``, in order."""
-        return [Outcome.succeeded(r) if type(r) is float else r[1] for r in self.ran]  # type: ignore[index]
+        return [
+            Outcome.succeeded(second) if type(second) is float else second  # type: ignore[misc]
+            for _, second in self.ran
+        ]
 
     def judged(self) -> list[tuple[Message, Outcome]]:
         """The records that did not simply succeed (``NoRetry``, a poison record deleted),
         as their message and outcome, in order."""
-        return [r for r in self.ran if type(r) is tuple]
+        return [r for r in self.ran if type(r[1]) is not float]  # type: ignore[misc]
 
     def pairs(self) -> list[tuple[Message, Outcome]]:
         """Each record that ran, as its message and outcome, in order."""
-        return [
-            (read_record(record), Outcome.succeeded(r)) if type(r) is float else r  # type: ignore[misc]
-            for record, r in zip(self.records, self.ran, strict=False)
-        ]
+        pairs: list[tuple[Message, Outcome]] = []
+        for first, second in self.ran:
+            if isinstance(first, dict) and isinstance(second, float):
+                pairs.append((message_of(first), Outcome.succeeded(second)))
+            elif isinstance(first, Message) and isinstance(second, Outcome):
+                pairs.append((first, second))
+        return pairs
 
     def results(self) -> list[RecordResult]:
         """One ``RecordResult`` per record, in order (built only when asked)."""
@@ -127,7 +138,7 @@ class InlinePass:
             remaining = _no_deadline
         margin_ms = self._margin_ms
         attempt, judge = lane.attempt, lane.judge
-        ran: list[float | tuple[Message, Outcome]] = []
+        ran: list[Ran] = []
         clean = True
         started, cpu_started = time.perf_counter(), time.thread_time()
         patience = until - started
@@ -144,7 +155,7 @@ class InlinePass:
             if raw is not None:
                 got = attempt(raw, lambda_context)
                 if type(got) is float:  # it succeeded: nothing more to build
-                    ran.append(got)
+                    ran.append((raw, got))
                     continue
                 message = message_of(raw)
                 outcome = judge(message, got)  # type: ignore[arg-type]
@@ -172,13 +183,11 @@ class InlinePass:
             return err.envelope, self._refuse(err)
         return message, lane(message, lambda_context)
 
-    def _learn(
-        self, ran: list[float | tuple[Message, Outcome]], started: float, cpu_started: float
-    ) -> None:
+    def _learn(self, ran: list[Ran], started: float, cpu_started: float) -> None:
         """Teach the runner the records' typical time times the share of it they waited."""
         wall = time.perf_counter() - started
         share = 1 - min((time.thread_time() - cpu_started) / wall, 1) if wall > 0 else 1
-        seconds = [r if type(r) is float else r[1].handler_seconds for r in ran]  # type: ignore[index]
+        seconds = [s if type(s) is float else s.handler_seconds for _, s in ran]  # type: ignore[union-attr]
         self._runner.learn(typical(seconds) * share)
 
     def _hand_over(

@@ -155,6 +155,30 @@ def test_a_clean_batch_answers_without_reporting_and_matches_process_records(
     assert all(r.outcome is not None and r.outcome.verdict.value == "succeeded" for r in results)
 
 
+def test_a_succeeded_record_s_result_carries_the_message_its_handler_saw(
+    sqs_client: Any, make_queue: Callable[..., str], handlers: Callable[..., LambdaHandler]
+) -> None:
+    # Given three tasks whose handler keeps the sqs_message it is given, inline
+    url = make_queue(VisibilityTimeout=60)
+    queue = Queue(url=url, sqs_client=sqs_client)
+    seen: list[Any] = []
+    queue.add_task_handler("keep", lambda context, n: seen.append(context["sqs_message"]))
+    for n in range(3):
+        queue.send_task("keep", {"n": n})
+    event = lambda_event(sqs_client, url, 3)
+
+    # When the records are processed and their results listed
+    results = handlers(queue, max_threads=1).process_records(event["Records"], LocalContext())
+
+    # Then each result's message is the very dict its handler saw, read as read_record reads
+    assert [r.message.raw for r in results] == seen
+    assert all(r.message.raw is raw for r, raw in zip(results, seen, strict=True))
+    expected = [read_record(record) for record in event["Records"]]
+    assert [(m.message_id, m.receipt_handle, m.receive_count) for m in expected] == [
+        (r.message.message_id, r.message.receipt_handle, r.message.receive_count) for r in results
+    ]
+
+
 def test_records_that_prove_slow_inline_are_handed_to_the_threads(
     sqs_client: Any, make_queue: Callable[..., str], handlers: Callable[..., LambdaHandler]
 ) -> None:

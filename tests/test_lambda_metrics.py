@@ -216,14 +216,19 @@ def test_counting_from_outcomes_matches_counting_from_record_results(
 
     verdicts = [Verdict.SUCCEEDED] * 12 + [Verdict.NO_RETRY, Verdict.UNPROCESSABLE]
     outcomes = [Outcome(v, None, handler_seconds=n / 1000) for n, v in enumerate(verdicts)]
-    raws = [{"MessageId": str(n), "ReceiptHandle": str(n), "Body": "{}"} for n in range(14)]
+    raws = [
+        {"MessageId": str(n), "ReceiptHandle": str(n), "Body": "{}", "Attributes": {}}
+        for n in range(14)
+    ]
     records = [
         to_lambda(raw, event_source_arn="arn:aws:sqs:us-east-1:000000000000:q") for raw in raws
     ]
     ran = InlineRun(
         records,
         [
-            o.handler_seconds if o.verdict is Verdict.SUCCEEDED else (Message.from_boto3(raw), o)
+            (raw, o.handler_seconds)
+            if o.verdict is Verdict.SUCCEEDED
+            else (Message.from_boto3(raw), o)
             for raw, o in zip(raws, outcomes, strict=True)
         ],
     )
