@@ -6,9 +6,11 @@ resolve messages, no time limit, no concurrency cap, no ``async def`` handler; E
 and the ``tracing=True`` invocation span are per invocation and keep it) and the runner
 expects the records to be fast (``BatchRunner.inline_until``: one
 thread, or a recent typical handler time within the inline budget). Each record is converted
-(``read_record``), run through the lane, and kept as its ``Message`` and ``Outcome``: while
-every record is deleted, nothing else is built (no ``Job``, ``Batch`` or ``RecordResult``;
-the response is empty). The runner learns the records' typical handler time times the
+(``usual_to_boto3``, or ``read_record`` for an unusual one) and run through the lane's
+``attempt``: a record that succeeds is kept as the message its handler saw and its seconds,
+any other is judged (``judge``) and kept as its ``Message`` and ``Outcome``. While every
+record is deleted, nothing else is built (no ``Job``, ``Batch`` or ``RecordResult``; the
+response is empty). The runner learns the records' typical handler time times the
 share of the pass they spent waiting: records that only compute keep to the inline path.
 
 The pass hands what is left to the ``BatchRunner``, which then decides as it always does:
@@ -36,7 +38,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqsx.message import Message
 from sqsx.outcome import Outcome
@@ -83,10 +85,10 @@ class InlineRun:
         """Each record that ran, as its message and outcome, in order."""
         pairs: list[tuple[Message, Outcome]] = []
         for first, second in self.ran:
-            if isinstance(first, dict) and isinstance(second, float):
-                pairs.append((message_of(first), Outcome.succeeded(second)))
-            elif isinstance(first, Message) and isinstance(second, Outcome):
-                pairs.append((first, second))
+            if isinstance(second, float):
+                pairs.append((message_of(cast(dict[str, Any], first)), Outcome.succeeded(second)))
+            else:
+                pairs.append((cast(Message, first), second))
         return pairs
 
     def results(self) -> list[RecordResult]:
